@@ -1,0 +1,334 @@
+//! Raw file -> model: defaults, absolute paths, and the checks that span keys or need the system
+//! (users exist, root-only keys). Every error is located at the key it is about.
+
+use super::load::{locate, ConfigError, Located};
+use super::model::*;
+use super::raw::*;
+use crate::names::check_program_name;
+use crate::units;
+use nix::sys::signal::Signal;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Facts about the running system that validation depends on.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Whether the daemon runs as root (programs may then name another `user`).
+    pub is_root: bool,
+    /// The invoking user's name, when known (a non-root daemon accepts only this `user`).
+    pub current_user: Option<String>,
+    /// Whether `user` names must exist in the user database.
+    pub check_users: bool,
+}
+
+impl Context {
+    /// The context of this process.
+    pub fn current() -> Self {
+        let uid = nix::unistd::geteuid();
+        let current_user = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name);
+        Context { is_root: uid.is_root(), current_user, check_users: true }
+    }
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<Located>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: &[&str], message: String) {
+        let (line, column) = locate(self.text, path);
+        self.errors.push(Located { file: self.file.to_path_buf(), line, column, message });
+    }
+
+    /// Parses an optional scalar at `path`, recording a located error and using `default` when
+    /// it does not parse.
+    fn value<T>(
+        &mut self,
+        path: &[&str],
+        raw: Option<Scalar>,
+        parse: impl Fn(&str) -> Result<T, String>,
+        default: T,
+    ) -> T {
+        match raw.map(|Scalar(s)| parse(&s)) {
+            None => default,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                self.error(path, format!("{}: {e}", path.join(".")));
+                default
+            }
+        }
+    }
+}
+
+fn signal_number(s: &str) -> Result<i32, String> {
+    units::parse_signal(s).map(|s| s as i32)
+}
+
+fn absolute(here: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        here.join(p)
+    }
+}
+
+fn env_list(map: Option<BTreeMap<String, Scalar>>) -> Vec<(String, String)> {
+    map.unwrap_or_default().into_iter().map(|(k, Scalar(v))| (k, v)).collect()
+}
+
+fn user_exists(name: &str) -> bool {
+    matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+}
+
+/// Validates a parsed file. `file` must be absolute; `text` is its content, used to locate errors.
+///
+/// # Errors
+/// Every problem found, each located at file:line:col.
+pub fn validate(raw: RawFile, file: &Path, text: &str, ctx: &Context) -> Result<Config, ConfigError> {
+    let here = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut c = Checker { file, text, errors: Vec::new() };
+
+    if raw.include.as_ref().is_some_and(|v| !v.is_empty()) {
+        c.error(&["include"], "include: is not supported by this version yet".into());
+    }
+
+    let rs = raw.server.unwrap_or_default();
+    let logfile = absolute(&here, rs.logfile.as_deref().unwrap_or("taskmasterd.log"));
+    let childlogdir = match &rs.childlogdir {
+        Some(d) => absolute(&here, d),
+        None => logfile.parent().unwrap_or(&here).to_path_buf(),
+    };
+    let syslog = match rs.syslog {
+        None | Some(RawSyslog::Enabled(false)) => None,
+        Some(RawSyslog::Enabled(true)) => Some(("daemon".to_owned(), "taskmasterd".to_owned())),
+        Some(RawSyslog::Detailed { facility, ident }) => {
+            Some((facility.unwrap_or_else(|| "daemon".into()), ident.unwrap_or_else(|| "taskmasterd".into())))
+        }
+    };
+    if syslog.is_some() {
+        c.error(&["server", "syslog"], "syslog is not supported by this version yet".into());
+    }
+    if let Some(u) = &rs.user {
+        if !ctx.is_root {
+            if ctx.current_user.as_deref() != Some(u) {
+                c.error(&["server", "user"], format!("server.user '{u}' needs taskmasterd to start as root"));
+            }
+        } else if ctx.check_users && !user_exists(u) {
+            c.error(&["server", "user"], format!("unknown user '{u}'"));
+        }
+    }
+    let server = Server {
+        logfile,
+        logfile_maxbytes: c.value(&["server", "logfile_maxbytes"], rs.logfile_maxbytes, units::parse_size, 50 << 20),
+        logfile_backups: rs.logfile_backups.unwrap_or(10),
+        loglevel: c.value(&["server", "loglevel"], rs.loglevel, LogLevel::parse, LogLevel::Info),
+        syslog,
+        pidfile: absolute(&here, rs.pidfile.as_deref().unwrap_or("taskmasterd.pid")),
+        user: rs.user,
+        umask: c.value(&["server", "umask"], rs.umask, units::parse_octal, 0o022),
+        directory: rs.directory.as_deref().map(|d| absolute(&here, d)),
+        environment: env_list(rs.environment),
+        daemon: rs.daemon.unwrap_or(false),
+        minfds: rs.minfds.unwrap_or(1024),
+        minprocs: rs.minprocs.unwrap_or(200),
+        childlogdir,
+    };
+
+    let socket = socket_config(raw.socket, &here, &mut c);
+    let ctl = ctl_config(raw.ctl, &here);
+
+    let mut programs = Vec::new();
+    for (name, rp) in raw.programs.unwrap_or_default() {
+        if let Err(e) = check_program_name(&name) {
+            c.error(&["programs", &name], e);
+            continue;
+        }
+        programs.push(program(&name, rp, &here, ctx, &mut c));
+    }
+
+    if c.errors.is_empty() {
+        Ok(Config { file: file.to_path_buf(), here, server, socket, ctl, programs })
+    } else {
+        Err(ConfigError { errors: c.errors })
+    }
+}
+
+/// `socket:` with defaults; used by the daemon (checked) and by taskmasterctl.
+pub(super) fn socket_config(raw: Option<RawSocket>, here: &Path, c: &mut impl ErrorSink) -> SocketConfig {
+    let rs = raw.unwrap_or_default();
+    let chown = rs.chown.as_deref().map(|s| match s.split_once(':') {
+        Some((u, g)) => (u.to_owned(), Some(g.to_owned())),
+        None => (s.to_owned(), None),
+    });
+    let mut access = Vec::new();
+    for (i, rule) in rs.access.unwrap_or_default().into_iter().enumerate() {
+        let idx = i.to_string();
+        let subject = match (rule.user, rule.group) {
+            (Some(u), None) => Subject::User(u),
+            (None, Some(g)) => Subject::Group(g),
+            _ => {
+                c.sink(&["socket", "access"], format!("access rule {idx}: give exactly one of user or group"));
+                continue;
+            }
+        };
+        access.push(AccessRule { subject, role: rule.role, programs: rule.programs.unwrap_or_default() });
+    }
+    if !access.is_empty() {
+        c.sink(&["socket", "access"], "socket.access is not supported by this version yet".into());
+    }
+    let chmod = match rs.chmod.map(|Scalar(s)| units::parse_octal(&s)) {
+        None => 0o700,
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            c.sink(&["socket", "chmod"], format!("socket.chmod: {e}"));
+            0o700
+        }
+    };
+    let auth = rs.auth.map(|a| Auth { username: a.username, password_hash: a.password_hash });
+    if auth.is_some() {
+        c.sink(&["socket", "auth"], "socket.auth is not supported by this version yet".into());
+    }
+    SocketConfig {
+        path: rs.path.as_deref().map_or_else(default_socket_path, |p| absolute(here, p)),
+        chmod,
+        chown,
+        access,
+        auth,
+    }
+}
+
+/// `ctl:` with defaults.
+pub(super) fn ctl_config(raw: Option<RawCtl>, here: &Path) -> CtlConfig {
+    let rc = raw.unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let history_file = match rc.history_file {
+        Some(p) if p.starts_with("~/") => home.join(&p[2..]),
+        Some(p) => absolute(here, &p),
+        None => home.join(".taskmaster_history"),
+    };
+    CtlConfig { prompt: rc.prompt.unwrap_or_else(|| "taskmaster".into()), history_file }
+}
+
+/// Where located errors go: the daemon collects them, taskmasterctl ignores them.
+pub(super) trait ErrorSink {
+    fn sink(&mut self, path: &[&str], message: String);
+}
+
+impl ErrorSink for Checker<'_> {
+    fn sink(&mut self, path: &[&str], message: String) {
+        self.error(path, message);
+    }
+}
+
+/// Discards errors (taskmasterctl reads only what it can).
+pub(super) struct Ignore;
+
+impl ErrorSink for Ignore {
+    fn sink(&mut self, _: &[&str], _: String) {}
+}
+
+fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Checker<'_>) -> Program {
+    let at = |key: &'static str| ["programs", name, key];
+    let command = match rp.command {
+        Some(Command(argv)) if !argv.is_empty() && !argv[0].is_empty() => argv,
+        Some(_) => {
+            c.error(&at("command"), format!("programs.{name}.command: empty command"));
+            Vec::new()
+        }
+        None => {
+            c.error(
+                &["programs", name],
+                format!("programs.{name}: missing key 'command' (or 'cmd'): every program needs one"),
+            );
+            Vec::new()
+        }
+    };
+    let numprocs = rp.numprocs.unwrap_or(1);
+    if numprocs == 0 {
+        c.error(&at("numprocs"), format!("programs.{name}.numprocs: must be at least 1"));
+    }
+    if let Some(u) = &rp.user {
+        if !ctx.is_root {
+            if ctx.current_user.as_deref() != Some(u.as_str()) {
+                let me = ctx.current_user.as_deref().unwrap_or("another user");
+                c.error(
+                    &at("user"),
+                    format!("programs.{name}.user: '{u}' needs taskmasterd to start as root (it runs as {me})"),
+                );
+            }
+        } else if ctx.check_users && !user_exists(u) {
+            c.error(&at("user"), format!("programs.{name}.user: unknown user '{u}'"));
+        }
+    }
+    let pty = rp.pty.unwrap_or(false);
+    if pty {
+        c.error(&at("pty"), format!("programs.{name}.pty: pty programs are not supported by this version yet"));
+    }
+    let capabilities = rp.capabilities.unwrap_or_default();
+    if !capabilities.is_empty() {
+        c.error(&at("capabilities"), format!("programs.{name}.capabilities: not supported by this version yet"));
+    }
+    let (stdout_syslog, stderr_syslog) = (rp.stdout_syslog.unwrap_or(false), rp.stderr_syslog.unwrap_or(false));
+    if stdout_syslog || stderr_syslog {
+        c.error(
+            &at(if stdout_syslog { "stdout_syslog" } else { "stderr_syslog" }),
+            format!("programs.{name}: syslog output is not supported by this version yet"),
+        );
+    }
+    let mut stream =
+        |target: Option<LogPath>, key: &'static str, maxbytes: Option<Scalar>, backups: Option<u32>, syslog: bool| {
+            StreamLog {
+                target: match target.unwrap_or(LogPath::Auto) {
+                    LogPath::Auto => LogTarget::Auto,
+                    LogPath::None => LogTarget::None,
+                    LogPath::Path(p) => LogTarget::File(absolute(here, &p)),
+                },
+                maxbytes: c.value(&at(key), maxbytes, units::parse_size, 50 << 20),
+                backups: backups.unwrap_or(10),
+                syslog,
+            }
+        };
+    let stdout = stream(
+        rp.stdout_logfile,
+        "stdout_logfile_maxbytes",
+        rp.stdout_logfile_maxbytes,
+        rp.stdout_logfile_backups,
+        stdout_syslog,
+    );
+    let stderr = stream(
+        rp.stderr_logfile,
+        "stderr_logfile_maxbytes",
+        rp.stderr_logfile_maxbytes,
+        rp.stderr_logfile_backups,
+        stderr_syslog,
+    );
+    let stopasgroup = rp.stopasgroup.unwrap_or(false);
+    Program {
+        name: name.to_owned(),
+        command,
+        numprocs,
+        numprocs_start: rp.numprocs_start.unwrap_or(0),
+        priority: rp.priority.unwrap_or(999),
+        autostart: rp.autostart.unwrap_or(true),
+        autorestart: c.value(&at("autorestart"), rp.autorestart, AutoRestart::parse, AutoRestart::Unexpected),
+        exitcodes: rp.exitcodes.map_or_else(|| vec![0], |e| e.0),
+        startsecs: rp.startsecs.unwrap_or(1),
+        startretries: rp.startretries.unwrap_or(3),
+        stopsignal: c.value(&at("stopsignal"), rp.stopsignal, signal_number, Signal::SIGTERM as i32),
+        stopwaitsecs: rp.stopwaitsecs.unwrap_or(10),
+        stopasgroup,
+        killasgroup: stopasgroup || rp.killasgroup.unwrap_or(false),
+        user: rp.user,
+        directory: rp.directory.as_deref().map(|d| absolute(here, d)),
+        umask: rp.umask.is_some().then(|| c.value(&at("umask"), rp.umask, units::parse_octal, 0o022)),
+        environment: env_list(rp.environment),
+        stdout,
+        stderr,
+        redirect_stderr: rp.redirect_stderr.unwrap_or(false),
+        pty,
+        capabilities,
+    }
+}

@@ -1,0 +1,5 @@
+//! The two protocols: `spawn` (spawner ⇄ supervisor, DESIGN §1) and `control` (supervisor ⇄
+//! taskmasterctl, DESIGN §6).
+
+pub mod control;
+pub mod spawn;

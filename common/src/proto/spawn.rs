@@ -1,0 +1,492 @@
+//! The spawner link (DESIGN §1): datagrams on a SOCK_SEQPACKET socketpair, each an 8-byte header
+//! `{version u16, tag u16, len u32}` (big-endian) and a payload of at most `MAX_MSG - 8` bytes.
+//!
+//! Payloads are JSON with unknown fields refused, except config chunks, which are raw bytes. The
+//! header's tag must match the payload's variant; an unknown tag, a wrong version, a wrong
+//! length or an fd count that does not fit the message is a [`ProtoError`] and ends the link.
+//! The model is OpenBSD's imsg: fixed size, typed, and the privileged side trusts nothing.
+
+use crate::config::model::Server;
+use crate::config::{Program, SocketConfig};
+use crate::sys::{recv_with_fds, send_with_fds};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Protocol version; both sides must say the same in their `Hello`.
+pub const VERSION: u16 = 1;
+/// Largest datagram in bytes, header included.
+pub const MAX_MSG: usize = 16 * 1024;
+/// Header length in bytes.
+pub const HEADER: usize = 8;
+/// Most fds one message may carry (stdin, stdout, stderr).
+pub const MAX_FDS: usize = 3;
+
+/// What may go wrong on the link. Every variant ends it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// The socket failed.
+    #[error("link I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The peer closed the link.
+    #[error("link closed by peer")]
+    Closed,
+    /// Shorter than a header, or `len` disagrees with the datagram.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Larger than `MAX_MSG`, or its fds did not fit.
+    #[error("message too large or truncated")]
+    Truncated,
+    /// The header's version is not ours.
+    #[error("protocol version {0}, expected {VERSION}")]
+    Version(u16),
+    /// A tag this side does not know.
+    #[error("unknown message tag {0}")]
+    UnknownTag(u16),
+    /// Fds came with a message that takes none, or too many.
+    #[error("message tag {tag} carries {got} fds, expected {expected}")]
+    FdCount {
+        /// The message's tag.
+        tag: u16,
+        /// Fds expected.
+        expected: usize,
+        /// Fds received.
+        got: usize,
+    },
+}
+
+/// Supervisor -> spawner. Each request names a program and an instance, or a spawn id; the
+/// spawner looks everything else up in its own config (DESIGN §1 rule 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Request {
+    /// First message: the supervisor's protocol version.
+    Hello {
+        /// Must equal [`VERSION`].
+        version: u16,
+    },
+    /// Fork and exec one instance of a program.
+    Spawn {
+        /// Echoed in the answer, to match it.
+        token: u64,
+        /// Program name, a key of the spawner's config.
+        program: String,
+        /// Instance number, within the program's range.
+        instance: u32,
+        /// Config generation the supervisor believes in; a stale one is refused.
+        generation: u64,
+    },
+    /// Deliver a signal to a live child the spawner forked (DESIGN §1 rule 2).
+    Signal {
+        /// The child.
+        spawn_id: u64,
+        /// Signal number.
+        signal: i32,
+        /// Why: the spawner decides from it whether the process group gets it.
+        purpose: SignalPurpose,
+    },
+}
+
+/// Why a signal is sent; it decides whether the whole process group receives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignalPurpose {
+    /// The stop signal: to the group when the program has `stopasgroup`.
+    Stop,
+    /// SIGKILL after `stopwaitsecs`: to the group when the program has `killasgroup`.
+    Kill,
+    /// `taskmasterctl signal`: the process only.
+    User,
+}
+
+/// How a child ended, from `waitpid(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+/// Which stdio fds a `Spawned` carries, in this order: stdin, stdout, stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdSet {
+    /// The write end of the child's stdin pipe.
+    pub stdin: bool,
+    /// The read end of the child's stdout pipe (stdout+stderr when redirected).
+    pub stdout: bool,
+    /// The read end of the child's stderr pipe.
+    pub stderr: bool,
+}
+
+impl FdSet {
+    /// Number of fds carried.
+    pub fn count(&self) -> usize {
+        [self.stdin, self.stdout, self.stderr].iter().filter(|b| **b).count()
+    }
+}
+
+/// Spawner -> supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Event {
+    /// Answer to the supervisor's hello.
+    Hello {
+        /// Must equal [`VERSION`].
+        version: u16,
+        /// The spawner's pid: the daemon's pid as `taskmasterctl pid` prints it.
+        spawner_pid: i32,
+    },
+    /// A piece of a config item (see [`ConfigItem`]); `more` is false on its last piece.
+    ConfigChunk {
+        /// Another chunk of the same item follows.
+        more: bool,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Every item of config generation `generation` has been sent.
+    ConfigEnd {
+        /// The generation, incremented by each reload.
+        generation: u64,
+    },
+    /// A child was forked and exec'd; its stdio fds are attached as `fds` says.
+    Spawned {
+        /// The request's token.
+        token: u64,
+        /// The child's id for later requests.
+        spawn_id: u64,
+        /// Its pid.
+        pid: i32,
+        /// The fds attached.
+        fds: FdSet,
+    },
+    /// The spawn did not happen or exec failed; `error` names the step and errno.
+    SpawnFailed {
+        /// The request's token.
+        token: u64,
+        /// One line: "execve /usr/bin/x: ENOENT (No such file or directory)".
+        error: String,
+    },
+    /// A child ended and was reaped.
+    Exited {
+        /// Its spawn id.
+        spawn_id: u64,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// A `Signal` request could not be carried out.
+    SignalFailed {
+        /// The child named.
+        spawn_id: u64,
+        /// Why.
+        error: String,
+    },
+    /// The daemon received this signal (TERM, INT, QUIT, HUP, USR2) and forwards it.
+    DaemonSignal {
+        /// Signal number.
+        signal: i32,
+    },
+}
+
+/// What the supervisor is told of the config: the server and socket sections and every program
+/// with its environment removed (the supervisor never needs, so never sees, secrets in it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ConfigItem {
+    /// `server:` and `socket:` and how the daemon was started.
+    Server {
+        /// `server:`.
+        server: Box<Server>,
+        /// `socket:`.
+        socket: SocketConfig,
+        /// Also log to stderr (foreground).
+        log_to_stderr: bool,
+    },
+    /// One program.
+    Program(Box<Program>),
+}
+
+/// A message type of the link.
+pub trait Message: Serialize + DeserializeOwned {
+    /// The header tag of this value's variant.
+    fn tag(&self) -> u16;
+    /// Whether `tag` names a variant of this type.
+    fn known_tag(tag: u16) -> bool;
+    /// How many fds a message of this value carries.
+    fn fd_count(&self) -> usize {
+        0
+    }
+    /// The payload when it is not JSON.
+    fn raw_payload(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Decodes a payload that is not JSON; `None` for a JSON tag.
+    fn from_raw(_tag: u16, _payload: &[u8]) -> Option<Result<Self, ProtoError>> {
+        None
+    }
+}
+
+impl Message for Request {
+    fn tag(&self) -> u16 {
+        match self {
+            Request::Hello { .. } => 1,
+            Request::Spawn { .. } => 2,
+            Request::Signal { .. } => 3,
+        }
+    }
+    fn known_tag(tag: u16) -> bool {
+        (1..=3).contains(&tag)
+    }
+}
+
+const TAG_CONFIG_CHUNK: u16 = 102;
+
+impl Message for Event {
+    fn tag(&self) -> u16 {
+        match self {
+            Event::Hello { .. } => 101,
+            Event::ConfigChunk { .. } => TAG_CONFIG_CHUNK,
+            Event::ConfigEnd { .. } => 103,
+            Event::Spawned { .. } => 104,
+            Event::SpawnFailed { .. } => 105,
+            Event::Exited { .. } => 106,
+            Event::SignalFailed { .. } => 107,
+            Event::DaemonSignal { .. } => 108,
+        }
+    }
+    fn known_tag(tag: u16) -> bool {
+        (101..=108).contains(&tag)
+    }
+    fn fd_count(&self) -> usize {
+        match self {
+            Event::Spawned { fds, .. } => fds.count(),
+            _ => 0,
+        }
+    }
+    fn raw_payload(&self) -> Option<Vec<u8>> {
+        let Event::ConfigChunk { more, data } = self else { return None };
+        let mut p = Vec::with_capacity(data.len() + 1);
+        p.push(u8::from(*more));
+        p.extend_from_slice(data);
+        Some(p)
+    }
+    fn from_raw(tag: u16, payload: &[u8]) -> Option<Result<Self, ProtoError>> {
+        if tag != TAG_CONFIG_CHUNK {
+            return None;
+        }
+        Some(match payload.split_first() {
+            Some((&more, data)) if more <= 1 => Ok(Event::ConfigChunk { more: more == 1, data: data.to_vec() }),
+            _ => Err(ProtoError::Malformed("config chunk without a valid flag byte".into())),
+        })
+    }
+}
+
+/// Encodes a message to one datagram.
+///
+/// # Errors
+/// The payload would exceed [`MAX_MSG`].
+pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, ProtoError> {
+    let tag = msg.tag();
+    let payload = match msg.raw_payload() {
+        Some(p) => p,
+        None => serde_json::to_vec(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?,
+    };
+    if payload.len() > MAX_MSG - HEADER {
+        return Err(ProtoError::Truncated);
+    }
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&VERSION.to_be_bytes());
+    out.extend_from_slice(&tag.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes one datagram of `M` that arrived with `nfds` fds.
+///
+/// # Errors
+/// Any [`ProtoError`] but `Io` and `Closed`.
+pub fn decode<M: Message>(bytes: &[u8], nfds: usize) -> Result<M, ProtoError> {
+    if bytes.len() < HEADER {
+        return Err(ProtoError::Malformed(format!("{} bytes, shorter than a header", bytes.len())));
+    }
+    let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+    let tag = u16::from_be_bytes([bytes[2], bytes[3]]);
+    let len = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    if version != VERSION {
+        return Err(ProtoError::Version(version));
+    }
+    if !M::known_tag(tag) {
+        return Err(ProtoError::UnknownTag(tag));
+    }
+    let payload = &bytes[HEADER..];
+    if payload.len() != len {
+        return Err(ProtoError::Malformed(format!("header says {len} bytes, datagram has {}", payload.len())));
+    }
+    let msg: M = match M::from_raw(tag, payload) {
+        Some(m) => m?,
+        None => serde_json::from_slice(payload).map_err(|e| ProtoError::Malformed(e.to_string()))?,
+    };
+    if msg.tag() != tag {
+        return Err(ProtoError::Malformed(format!("tag {tag} carries a message of tag {}", msg.tag())));
+    }
+    if msg.fd_count() != nfds {
+        return Err(ProtoError::FdCount { tag, expected: msg.fd_count(), got: nfds });
+    }
+    Ok(msg)
+}
+
+/// One end of the link.
+#[derive(Debug)]
+pub struct Link {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Link {
+    /// Wraps a connected SOCK_SEQPACKET socket.
+    pub fn new(fd: OwnedFd) -> Self {
+        Link { fd, buf: vec![0; MAX_MSG + 1] }
+    }
+
+    /// Sends `msg` with `fds` attached.
+    ///
+    /// # Errors
+    /// Encoding or `sendmsg` failed.
+    pub fn send<M: Message>(&self, msg: &M, fds: &[BorrowedFd<'_>]) -> Result<(), ProtoError> {
+        let bytes = encode(msg)?;
+        send_with_fds(self.fd.as_fd(), &bytes, fds).map_err(ProtoError::Io)
+    }
+
+    /// Receives one message and the fds it carries. `Err(Io(WouldBlock))` when the socket is
+    /// non-blocking and empty. The fds are owned before anything is checked, so a refused
+    /// message still closes them.
+    ///
+    /// # Errors
+    /// [`ProtoError::Closed`] at end of stream, or any decoding error.
+    pub fn recv<M: Message>(&mut self) -> Result<(M, Vec<OwnedFd>), ProtoError> {
+        let r = recv_with_fds(self.fd.as_fd(), &mut self.buf, MAX_FDS)?;
+        if r.len == 0 && r.fds.is_empty() {
+            return Err(ProtoError::Closed);
+        }
+        if r.truncated || r.len > MAX_MSG {
+            return Err(ProtoError::Truncated);
+        }
+        let msg = decode::<M>(&self.buf[..r.len], r.fds.len())?;
+        Ok((msg, r.fds))
+    }
+}
+
+impl AsFd for Link {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Splits config items into `ConfigChunk` events of at most `MAX_MSG` bytes each, then the
+/// `ConfigEnd` marker.
+pub fn config_events(items: &[ConfigItem], generation: u64) -> Vec<Event> {
+    let max = (MAX_MSG - HEADER - 1) / 4; // JSON encodes a byte of `data` in up to 4 bytes
+    let mut out = Vec::new();
+    for item in items {
+        let bytes = serde_json::to_vec(item).unwrap_or_default();
+        let mut chunks = bytes.chunks(max).peekable();
+        while let Some(chunk) = chunks.next() {
+            out.push(Event::ConfigChunk { more: chunks.peek().is_some(), data: chunk.to_vec() });
+        }
+    }
+    out.push(Event::ConfigEnd { generation });
+    out
+}
+
+/// Reassembles config items from chunks, bounded to `MAX_ITEM` bytes an item.
+#[derive(Debug, Default)]
+pub struct ConfigAssembler {
+    partial: Vec<u8>,
+    /// Items completed so far.
+    pub items: Vec<ConfigItem>,
+}
+
+/// Largest config item accepted, in bytes (1 MiB).
+pub const MAX_ITEM: usize = 1 << 20;
+
+impl ConfigAssembler {
+    /// Adds a chunk.
+    ///
+    /// # Errors
+    /// An item over [`MAX_ITEM`] bytes, or one that is not a valid `ConfigItem`.
+    pub fn push(&mut self, more: bool, data: &[u8]) -> Result<(), ProtoError> {
+        if self.partial.len() + data.len() > MAX_ITEM {
+            return Err(ProtoError::Malformed("config item over 1 MiB".into()));
+        }
+        self.partial.extend_from_slice(data);
+        if !more {
+            let item = serde_json::from_slice(&self.partial)
+                .map_err(|e| ProtoError::Malformed(format!("config item: {e}")))?;
+            self.items.push(item);
+            self.partial.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let r = Request::Spawn { token: 7, program: "web".into(), instance: 1, generation: 1 };
+        let b = encode(&r).unwrap();
+        assert_eq!(decode::<Request>(&b, 0).unwrap(), r);
+        let e = Event::ConfigChunk { more: true, data: b"{\"x\"".to_vec() };
+        assert_eq!(decode::<Event>(&encode(&e).unwrap(), 0).unwrap(), e);
+    }
+
+    #[test]
+    fn hostile_messages_are_refused() {
+        let good = encode(&Request::Hello { version: VERSION }).unwrap();
+        let mut v = good.clone();
+        v[1] = 9;
+        assert!(matches!(decode::<Request>(&v, 0), Err(ProtoError::Version(9))));
+        let mut t = good.clone();
+        t[3] = 99;
+        assert!(matches!(decode::<Request>(&t, 0), Err(ProtoError::UnknownTag(99))));
+        let mut tag_lie = good.clone();
+        tag_lie[3] = 2;
+        assert!(matches!(decode::<Request>(&tag_lie, 0), Err(ProtoError::Malformed(_))));
+        assert!(matches!(decode::<Request>(&good[..5], 0), Err(ProtoError::Malformed(_))));
+        assert!(matches!(decode::<Request>(&good[..good.len() - 1], 0), Err(ProtoError::Malformed(_))));
+        assert!(matches!(decode::<Request>(&good, 1), Err(ProtoError::FdCount { .. })));
+        let mut extra = good[..HEADER].to_vec();
+        let payload = br#"{"Hello":{"version":1,"evil":2}}"#;
+        extra[4..8].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        extra.extend_from_slice(payload);
+        assert!(decode::<Request>(&extra, 0).is_err());
+        // A spawner event is not a request.
+        let ev = encode(&Event::DaemonSignal { signal: 15 }).unwrap();
+        assert!(matches!(decode::<Request>(&ev, 0), Err(ProtoError::UnknownTag(108))));
+    }
+
+    #[test]
+    fn config_chunks_reassemble() {
+        let mut server = crate::config::load::load_str(
+            std::path::Path::new("/x/t.yaml"),
+            &format!("programs:\n  a:\n    command: '{}'\n", "y".repeat(40_000)),
+            &crate::config::Context { is_root: false, current_user: None, check_users: false },
+        )
+        .unwrap();
+        let prog = server.programs.remove(0);
+        let items = vec![ConfigItem::Program(Box::new(prog.clone()))];
+        let events = config_events(&items, 3);
+        assert!(events.len() > 3);
+        let mut asm = ConfigAssembler::default();
+        for e in &events {
+            let e: Event = decode(&encode(e).unwrap(), 0).unwrap();
+            match e {
+                Event::ConfigChunk { more, data } => asm.push(more, &data).unwrap(),
+                Event::ConfigEnd { generation } => assert_eq!(generation, 3),
+                _ => unreachable!(),
+            }
+        }
+        assert_eq!(asm.items, items);
+    }
+}

@@ -1,0 +1,86 @@
+//! The one parser each for sizes, umasks and signal names, shared by config and ctl.
+
+use nix::sys::signal::Signal;
+use std::str::FromStr;
+
+/// Parses a byte size: a whole number with an optional `KB`, `MB` or `GB` suffix (powers of 1024,
+/// as supervisord's `byte_size`). Returns bytes.
+///
+/// # Errors
+/// Not a number, or an unknown suffix.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let (digits, mult) = [("GB", 1u64 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
+        .iter()
+        .find_map(|(suf, m)| upper.strip_suffix(suf).map(|d| (d.trim().to_owned(), *m)))
+        .unwrap_or((upper.clone(), 1));
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid size '{s}': expected a number with an optional KB, MB or GB suffix"))
+}
+
+/// Parses a umask or file mode written in octal: `022`, `0o22`, `"022"` or `22` all mean 0o22.
+///
+/// # Errors
+/// Not octal digits, or larger than 0o7777.
+pub fn parse_octal(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")).unwrap_or(t);
+    match u32::from_str_radix(digits, 8) {
+        Ok(v) if v <= 0o7777 && !digits.is_empty() => Ok(v),
+        _ => Err(format!("invalid octal mode '{s}': expected octal digits such as 022")),
+    }
+}
+
+/// Parses a signal: a name with or without `SIG` in any case (`TERM`, `sigusr1`), or its number.
+///
+/// # Errors
+/// No such signal on this system.
+pub fn parse_signal(s: &str) -> Result<Signal, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| format!("unknown signal number {n}"));
+    }
+    let upper = t.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    Signal::from_str(&full).map_err(|_| format!("unknown signal '{s}'"))
+}
+
+/// The signal's name as logs print it: `SIGTERM`.
+pub fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map(|s| s.as_str().to_owned()).unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("50MB"), Ok(50 << 20));
+        assert_eq!(parse_size("1kb"), Ok(1024));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("12XB").is_err());
+    }
+
+    #[test]
+    fn octal() {
+        for s in ["022", "0o22", "22", "0022"] {
+            assert_eq!(parse_octal(s), Ok(0o22), "{s}");
+        }
+        assert!(parse_octal("089").is_err());
+        assert!(parse_octal("").is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));
+        assert_eq!(parse_signal("sigusr1"), Ok(Signal::SIGUSR1));
+        assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
+        assert!(parse_signal("NOPE").is_err());
+        assert_eq!(signal_name(15), "SIGTERM");
+    }
+}

@@ -1,0 +1,228 @@
+//! The actions, parsed from words (command line or shell line) and carried out over a client.
+//! One parser serves both, so the shell and the command line accept the same words.
+
+use crate::client::Client;
+use crate::exit::{CtlError, Outcome};
+use crate::render;
+use common::proto::control::{ActionResult, AvailInfo, ProcessInfo};
+use serde_json::{json, Map, Value};
+
+/// Every action and its one-line help, in `help` order.
+pub const ACTIONS: &[(&str, &str, &str)] = &[
+    (
+        "status",
+        "status [--json] [NAME…]",
+        "Show the state of every process, or of the named ones (exit 3 if one is not RUNNING).",
+    ),
+    ("start", "start NAME…|all", "Start processes; waits until they are RUNNING or have failed."),
+    ("stop", "stop NAME…|all", "Stop processes, highest priority number first; waits until they have exited."),
+    ("restart", "restart NAME…|all", "Stop, then start processes."),
+    ("signal", "signal SIG NAME…|all", "Send a signal (TERM, HUP, USR1, 9 …) to running processes."),
+    ("pid", "pid [NAME…|all]", "Print the daemon's pid, or the pids of the named processes."),
+    ("avail", "avail", "List the configured programs."),
+    ("shutdown", "shutdown", "Stop every program in priority order, then end the daemon."),
+    ("version", "version", "Print the daemon's version."),
+    ("help", "help [ACTION]", "Show the actions, or one action's usage."),
+    ("quit", "quit", "Leave the shell (also: exit, Ctrl-D)."),
+    ("exit", "exit", "Leave the shell."),
+];
+
+/// A parsed action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `status [--json] [NAME…]`.
+    Status {
+        /// Print JSON.
+        json: bool,
+        /// Names; empty: all.
+        names: Vec<String>,
+    },
+    /// `start`, `stop`, `restart` with names.
+    Control {
+        /// The action word.
+        verb: String,
+        /// Names.
+        names: Vec<String>,
+    },
+    /// `signal SIG NAME…`.
+    Signal {
+        /// Signal as typed.
+        signal: String,
+        /// Names.
+        names: Vec<String>,
+    },
+    /// `pid [NAME…]`.
+    Pid(Vec<String>),
+    /// `avail`.
+    Avail,
+    /// `shutdown`.
+    Shutdown,
+    /// `version`.
+    Version,
+    /// `help [ACTION]`.
+    Help(Option<String>),
+    /// `quit` / `exit`.
+    Quit,
+}
+
+fn usage(verb: &str) -> String {
+    ACTIONS.iter().find(|a| a.0 == verb).map_or_else(|| verb.to_owned(), |a| a.1.to_owned())
+}
+
+/// Parses the words of one command.
+///
+/// # Errors
+/// [`CtlError::Usage`] naming the action's usage.
+pub fn parse(words: &[String]) -> Result<Action, CtlError> {
+    let Some((verb, rest)) = words.split_first() else {
+        return Err(CtlError::Usage("no action given; try 'help'".into()));
+    };
+    let rest = rest.to_vec();
+    let need_names = |rest: &Vec<String>| {
+        if rest.is_empty() {
+            Err(CtlError::Usage(format!("usage: {}", usage(verb))))
+        } else {
+            Ok(rest.clone())
+        }
+    };
+    let no_args =
+        |a: Action| if rest.is_empty() { Ok(a) } else { Err(CtlError::Usage(format!("usage: {}", usage(verb)))) };
+    match verb.as_str() {
+        "status" => {
+            let json = rest.iter().any(|w| w == "--json");
+            let names: Vec<String> = rest.iter().filter(|w| *w != "--json").cloned().collect();
+            if let Some(bad) = names.iter().find(|w| w.starts_with('-')) {
+                return Err(CtlError::Usage(format!("status: unknown option '{bad}'; usage: {}", usage("status"))));
+            }
+            Ok(Action::Status { json, names })
+        }
+        "start" | "stop" | "restart" => Ok(Action::Control { verb: verb.clone(), names: need_names(&rest)? }),
+        "signal" => match rest.split_first() {
+            Some((sig, names)) if !names.is_empty() => {
+                common::units::parse_signal(sig).map_err(|e| CtlError::Usage(format!("signal: {e}")))?;
+                Ok(Action::Signal { signal: sig.clone(), names: names.to_vec() })
+            }
+            _ => Err(CtlError::Usage(format!("usage: {}", usage("signal")))),
+        },
+        "pid" => Ok(Action::Pid(rest)),
+        "avail" => no_args(Action::Avail),
+        "shutdown" => no_args(Action::Shutdown),
+        "version" => no_args(Action::Version),
+        "help" => Ok(Action::Help(rest.first().cloned())),
+        "quit" | "exit" => no_args(Action::Quit),
+        "tail" | "maintail" | "fg" | "reread" | "update" | "reload" | "clear" => {
+            Err(CtlError::Usage(format!("{verb}: not supported by this version yet")))
+        }
+        other => Err(CtlError::Usage(format!("unknown action '{other}'; try 'help'"))),
+    }
+}
+
+/// The text of `help` or `help ACTION`.
+pub fn help(action: Option<&str>) -> Result<String, CtlError> {
+    match action {
+        None => {
+            let mut out = String::from("Actions (NAME is a process like web:0, a program like web, or all):\n");
+            for (_, u, h) in ACTIONS {
+                out.push_str(&format!("  {u:<28} {h}\n"));
+            }
+            Ok(out)
+        }
+        Some(a) => ACTIONS
+            .iter()
+            .find(|x| x.0 == a)
+            .map(|(_, u, h)| format!("{u}\n  {h}\n"))
+            .ok_or_else(|| CtlError::Usage(format!("unknown action '{a}'; try 'help'"))),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CtlError> {
+    serde_json::from_value(v).map_err(|e| CtlError::Failed(format!("unexpected reply from the daemon: {e}")))
+}
+
+/// Carries out an action (other than help and quit), printing its output to stdout.
+///
+/// # Errors
+/// As [`Client::call`].
+pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
+    match action {
+        Action::Status { json, names } => {
+            let rows: Vec<ProcessInfo> = decode(client.call("status", names, Map::new())?)?;
+            if *json {
+                crate::outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+            } else {
+                crate::out!("{}", render::status(&rows));
+            }
+            Ok(if rows.iter().all(|r| r.state == "RUNNING") { Outcome::Ok } else { Outcome::NotRunning })
+        }
+        Action::Control { verb, names } => results(client.call(verb, names, Map::new())?),
+        Action::Signal { signal, names } => {
+            let mut args = Map::new();
+            args.insert("signal".into(), json!(signal));
+            results(client.call("signal", names, args)?)
+        }
+        Action::Pid(names) => {
+            let data = client.call("pid", names, Map::new())?;
+            if names.is_empty() {
+                crate::outln!("{}", data.get("pid").cloned().unwrap_or(Value::Null));
+                return Ok(Outcome::Ok);
+            }
+            let rows: Vec<Value> = decode(data)?;
+            for r in &rows {
+                let pid = r.get("pid").and_then(Value::as_i64).unwrap_or(0);
+                if rows.len() == 1 {
+                    crate::outln!("{pid}");
+                } else {
+                    crate::outln!("{} {pid}", r.get("name").and_then(Value::as_str).unwrap_or(""));
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Action::Avail => {
+            let rows: Vec<AvailInfo> = decode(client.call("avail", &[], Map::new())?)?;
+            crate::out!("{}", render::avail(&rows));
+            Ok(Outcome::Ok)
+        }
+        Action::Shutdown => {
+            client.call("shutdown", &[], Map::new())?;
+            crate::outln!("Shut down");
+            Ok(Outcome::Ok)
+        }
+        Action::Version => {
+            crate::outln!("{}", client.call("version", &[], Map::new())?.as_str().unwrap_or(""));
+            Ok(Outcome::Ok)
+        }
+        Action::Help(a) => {
+            crate::out!("{}", help(a.as_deref())?);
+            Ok(Outcome::Ok)
+        }
+        Action::Quit => Ok(Outcome::Ok),
+    }
+}
+
+fn results(data: Value) -> Result<Outcome, CtlError> {
+    let rows: Vec<ActionResult> = decode(data)?;
+    crate::out!("{}", render::results(&rows));
+    Ok(if rows.iter().all(|r| r.ok) { Outcome::Ok } else { Outcome::ActionFailed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_actions_and_refuses_bad_usage() {
+        assert_eq!(parse(&words("status --json web")).unwrap(), Action::Status { json: true, names: words("web") });
+        assert_eq!(parse(&words("stop all")).unwrap(), Action::Control { verb: "stop".into(), names: words("all") });
+        assert!(matches!(parse(&words("stop")), Err(CtlError::Usage(_))));
+        assert!(matches!(parse(&words("signal NOPE web")), Err(CtlError::Usage(_))));
+        assert!(matches!(parse(&words("frobnicate")), Err(CtlError::Usage(_))));
+        assert_eq!(
+            parse(&words("signal HUP web")).unwrap(),
+            Action::Signal { signal: "HUP".into(), names: words("web") }
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Exit codes (DESIGN §7) and the errors that lead to them.
+
+use std::process::ExitCode;
+
+/// How a command ended, when it did not fail outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: an action failed for some process (the daemon said why, already printed).
+    ActionFailed,
+    /// Exit 3: `status` found a selected process not RUNNING.
+    NotRunning,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Ok => 0,
+            Outcome::ActionFailed => 1,
+            Outcome::NotRunning => 3,
+        })
+    }
+}
+
+/// Errors a user of taskmasterctl can meet.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// Bad words on the command line: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The config file could not be read: exit 2.
+    #[error("{0}")]
+    Config(String),
+    /// The daemon cannot be reached, or refused us: exit 4.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The daemon refused or failed the action: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CtlError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            CtlError::Usage(_) | CtlError::Config(_) => 2,
+            CtlError::Unreachable(_) => 4,
+            CtlError::Failed(_) => 1,
+        })
+    }
+}

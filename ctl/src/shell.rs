@@ -1,0 +1,140 @@
+//! The interactive shell: rustyline line editing, a persistent history file, and Tab completion
+//! of actions and of the process names the daemon reports (a unique completion appends a
+//! space, as readline does).
+
+use crate::actions::{self, Action, ACTIONS};
+use crate::cli::Settings;
+use crate::client::Client;
+use crate::exit::{CtlError, Outcome};
+use common::proto::control::ProcessInfo;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::FileHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
+use std::path::PathBuf;
+
+/// Completes actions in the first word and process names (plus `all`) after it.
+pub struct ShellHelper {
+    socket: PathBuf,
+}
+
+impl ShellHelper {
+    fn names(&self) -> Vec<String> {
+        let Ok(mut c) = Client::connect(&self.socket) else { return Vec::new() };
+        let Ok(data) = c.call("status", &[], serde_json::Map::new()) else { return Vec::new() };
+        let rows: Vec<ProcessInfo> = serde_json::from_value(data).unwrap_or_default();
+        let mut names: Vec<String> = vec!["all".into()];
+        for r in rows {
+            if r.name != r.program && !names.contains(&r.program) {
+                names.push(r.program.clone());
+            }
+            names.push(r.name);
+        }
+        names
+    }
+}
+
+/// The candidates for `word`, each with a trailing space when it is the only one.
+pub fn complete_word(word: &str, choices: &[String]) -> Vec<Pair> {
+    let hits: Vec<&String> = choices.iter().filter(|c| c.starts_with(word)).collect();
+    let unique = hits.len() == 1;
+    hits.into_iter()
+        .map(|c| Pair { display: c.clone(), replacement: if unique { format!("{c} ") } else { c.clone() } })
+        .collect()
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let choices: Vec<String> = if before[..start].trim().is_empty() {
+            ACTIONS.iter().map(|a| a.0.to_owned()).collect()
+        } else if before.trim_start().starts_with("help") {
+            ACTIONS.iter().map(|a| a.0.to_owned()).collect()
+        } else {
+            self.names()
+        };
+        Ok((start, complete_word(word, &choices)))
+    }
+}
+
+impl Hinter for ShellHelper {
+    type Hint = String;
+}
+impl Highlighter for ShellHelper {}
+impl Validator for ShellHelper {}
+impl Helper for ShellHelper {}
+
+/// Runs the shell until `quit`, `exit` or Ctrl-D. Each command opens its own connection, so the
+/// shell survives a daemon restart.
+///
+/// # Errors
+/// The line editor cannot start (no terminal capabilities at all).
+pub fn run(settings: &Settings) -> Result<Outcome, CtlError> {
+    let mut editor: Editor<ShellHelper, FileHistory> =
+        Editor::new().map_err(|e| CtlError::Failed(format!("cannot start the shell: {e}")))?;
+    editor.set_helper(Some(ShellHelper { socket: settings.socket.clone() }));
+    let _ = editor.load_history(&settings.ctl.history_file);
+    let prompt = format!("{}> ", settings.ctl.prompt);
+    loop {
+        match editor.readline(&prompt) {
+            Ok(line) => {
+                let words = match shlex::split(&line) {
+                    Some(w) => w,
+                    None => {
+                        eprintln!("*** unbalanced quotes");
+                        continue;
+                    }
+                };
+                if words.is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(line.as_str());
+                match actions::parse(&words) {
+                    Ok(Action::Quit) => break,
+                    Ok(Action::Help(a)) => match actions::help(a.as_deref()) {
+                        Ok(text) => crate::out!("{text}"),
+                        Err(e) => eprintln!("*** {e}"),
+                    },
+                    Ok(action) => {
+                        if let Err(e) =
+                            Client::connect(&settings.socket).and_then(|mut c| actions::run(&mut c, &action))
+                        {
+                            eprintln!("*** {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("*** {e}"),
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(CtlError::Failed(format!("shell: {e}"))),
+        }
+    }
+    if let Some(dir) = settings.ctl.history_file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = editor.save_history(&settings.ctl.history_file);
+    Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_completion_appends_a_space() {
+        let choices: Vec<String> = ["status", "start", "stop"].iter().map(|s| s.to_string()).collect();
+        let one = complete_word("sto", &choices);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].replacement, "stop ");
+        let two = complete_word("sta", &choices);
+        assert_eq!(two.iter().map(|p| p.replacement.as_str()).collect::<Vec<_>>(), ["status", "start"]);
+    }
+}

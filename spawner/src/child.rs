@@ -1,0 +1,162 @@
+//! Fork to exec. The child runs only async-signal-safe calls, each a named [`Step`], and on
+//! failure writes `[step u8, errno i32 BE]` to a close-on-exec pipe the parent reads (EOF means
+//! exec succeeded), then `_exit(127)`. Model: sudo-rs's exec error pipe, OpenSSH's check that a
+//! dropped uid cannot be regained.
+
+use crate::prepare::Prepared;
+use crate::sys;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::unistd::{setgid, setgroups, setsid, setuid, Uid};
+use nix::unistd::{ForkResult, Pid};
+use std::convert::Infallible;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+
+/// The steps between fork and exec, in order; the one that failed is reported with its errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    /// setsid(2): own session and process group.
+    Setsid = 1,
+    /// Default signal actions, empty mask.
+    Signals,
+    /// setgroups(2).
+    Setgroups,
+    /// setgid(2).
+    Setgid,
+    /// setuid(2).
+    Setuid,
+    /// setuid(0) succeeded after the drop: the drop did not hold.
+    RegainRoot,
+    /// umask(2).
+    Umask,
+    /// chdir(2).
+    Chdir,
+    /// dup2(2) of stdio.
+    Dup2,
+    /// close_range(2).
+    CloseRange,
+    /// execve(2).
+    Execve,
+}
+
+impl Step {
+    /// The step's name as errors print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Setsid => "setsid",
+            Step::Signals => "sigprocmask",
+            Step::Setgroups => "setgroups",
+            Step::Setgid => "setgid",
+            Step::Setuid => "setuid",
+            Step::RegainRoot => "setuid(0) after drop",
+            Step::Umask => "umask",
+            Step::Chdir => "chdir",
+            Step::Dup2 => "dup2",
+            Step::CloseRange => "close_range",
+            Step::Execve => "execve",
+        }
+    }
+
+    /// The step for a reported byte.
+    pub fn from_u8(b: u8) -> Option<Step> {
+        const ALL: [Step; 11] = [
+            Step::Setsid,
+            Step::Signals,
+            Step::Setgroups,
+            Step::Setgid,
+            Step::Setuid,
+            Step::RegainRoot,
+            Step::Umask,
+            Step::Chdir,
+            Step::Dup2,
+            Step::CloseRange,
+            Step::Execve,
+        ];
+        ALL.into_iter().find(|s| *s as u8 == b)
+    }
+}
+
+/// Runs in the forked child: sets it up and execs, or reports the failed step and exits 127.
+pub fn exec_child(p: &Prepared, errpipe: BorrowedFd<'_>) -> ! {
+    let Err((step, errno)) = setup_and_exec(p);
+    let e = (errno as i32).to_be_bytes();
+    sys::write_all(errpipe, &[step as u8, e[0], e[1], e[2], e[3]]);
+    sys::exit_now(127)
+}
+
+fn setup_and_exec(p: &Prepared) -> Result<Infallible, (Step, Errno)> {
+    setsid().map_err(|e| (Step::Setsid, e))?;
+    sys::reset_signals().map_err(|e| (Step::Signals, e))?;
+    if let Some(id) = &p.identity {
+        setgroups(&id.groups).map_err(|e| (Step::Setgroups, e))?;
+        setgid(id.gid).map_err(|e| (Step::Setgid, e))?;
+        setuid(id.uid).map_err(|e| (Step::Setuid, e))?;
+        if !id.uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
+            return Err((Step::RegainRoot, Errno::EPERM));
+        }
+    }
+    if let Some(mask) = p.umask {
+        nix::sys::stat::umask(mask);
+    }
+    if let Some(dir) = &p.directory {
+        nix::unistd::chdir(dir.as_c_str()).map_err(|e| (Step::Chdir, e))?;
+    }
+    // Sources are all above the highest target (`setup::ensure_stdio` keeps fds 0-2 open and
+    // `privdrop` moves the supervisor's fds above 10), so no dup2 overwrites a source not yet
+    // copied.
+    for (fd, target) in &p.child_fds {
+        sys::dup2_onto(fd.as_fd(), *target).map_err(|e| (Step::Dup2, e))?;
+    }
+    let first_free = p.child_fds.iter().map(|(_, t)| *t + 1).max().unwrap_or(3);
+    sys::cloexec_from(first_free as u32).map_err(|e| (Step::CloseRange, e))?;
+    Err((Step::Execve, sys::execve(&p.exec)))
+}
+
+/// Forks a child that becomes `p`, and waits until it has exec'd (the error pipe reads EOF) or
+/// failed (5 bytes; the child is then reaped here). Returns its pid.
+///
+/// # Errors
+/// "fork: EAGAIN …", or the failed step as [`describe_failure`] words it.
+pub fn spawn(p: &Prepared, command: &str, directory: Option<&str>) -> Result<Pid, String> {
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e:?} ({})", e.desc()))?;
+    match sys::fork().map_err(|e| format!("fork: {e:?} ({})", e.desc()))? {
+        ForkResult::Child => exec_child(p, err_w.as_fd()),
+        ForkResult::Parent { child } => {
+            drop(err_w);
+            let mut buf = [0u8; 5];
+            let mut got = 0;
+            let mut file = std::fs::File::from(err_r);
+            while got < buf.len() {
+                match file.read(&mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            if got == 0 {
+                return Ok(child);
+            }
+            let _ = nix::sys::wait::waitpid(child, None);
+            if got < buf.len() {
+                return Err("child failed before exec without a complete report".into());
+            }
+            Err(describe_failure(&buf, command, directory))
+        }
+    }
+}
+
+/// Decodes the 5 bytes a failed child wrote: "chdir: ENOENT (No such file or directory)".
+pub fn describe_failure(bytes: &[u8], command: &str, directory: Option<&str>) -> String {
+    let step = bytes.first().and_then(|b| Step::from_u8(*b));
+    let errno = Errno::from_raw(i32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]));
+    let what = match (step, directory) {
+        (Some(Step::Execve), _) => format!("execve {command}"),
+        (Some(Step::Chdir), Some(d)) => format!("chdir {d}"),
+        (Some(s), _) => s.name().to_owned(),
+        (None, _) => "unknown step".to_owned(),
+    };
+    format!("{what}: {errno:?} ({})", errno.desc())
+}

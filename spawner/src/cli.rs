@@ -1,0 +1,106 @@
+//! taskmasterd's command line (DESIGN §7) and the spawner's start-up sequence.
+
+use crate::link::{signal_fd, Spawner};
+use crate::{privdrop, setup, sys};
+use clap::Parser;
+use common::config::{self, Config};
+use common::proto::spawn::Link;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `taskmasterd`: keep the configured programs running.
+#[derive(Debug, Parser)]
+#[command(name = "taskmasterd", version = common::VERSION, about = "Supervise the programs of a taskmaster config (privilege-separated, supervisord-compatible)")]
+pub struct Cli {
+    /// Config file (default: $TASKMASTER_CONFIG, ./taskmaster.yaml, /etc/taskmaster/taskmaster.yaml).
+    #[arg(short = 'c', long = "configuration", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Stay in the foreground and log to stderr too (the default in this version).
+    #[arg(short = 'n', long = "nodaemon")]
+    pub nodaemon: bool,
+    /// Check the config, print one line per program, and exit (0 valid, 2 invalid).
+    #[arg(short = 't', long = "check-config")]
+    pub check: bool,
+}
+
+fn summary(c: &Config) -> String {
+    let mut out = String::new();
+    for p in &c.programs {
+        let procs = if p.numprocs == 1 { "1 process".to_owned() } else { format!("{} processes", p.numprocs) };
+        let user = p.user.as_deref().map(|u| format!(", user {u}")).unwrap_or_default();
+        out.push_str(&format!(
+            "{}: {procs}, priority {}, {}, autorestart {:?}{user}: {}\n",
+            p.name,
+            p.priority,
+            if p.autostart { "autostart" } else { "manual start" },
+            p.autorestart,
+            p.command.join(" ")
+        ));
+    }
+    out.push_str(&format!("{}: OK, {} program(s)\n", c.file.display(), c.programs.len()));
+    out
+}
+
+/// Runs taskmasterd; returns its exit code (0 ok, 1 runtime failure, 2 usage or config error).
+pub fn run(cli: Cli) -> ExitCode {
+    sys::ensure_stdio();
+    let path = match setup::find_config(cli.config.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("taskmasterd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match config::load(&path, &config::Context::current()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.server.daemon {
+        eprintln!(
+            "{}: server.daemon: daemon mode is not supported by this version yet; run in the foreground",
+            config.file.display()
+        );
+        return ExitCode::from(2);
+    }
+    if cli.check {
+        print!("{}", summary(&config));
+        return ExitCode::SUCCESS;
+    }
+    match serve(config) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("taskmasterd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<u8, String> {
+    if !sys::is_single_threaded() {
+        return Err("the spawner must be single-threaded to fork safely".into());
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(config.server.umask as libc::mode_t));
+    setup::raise_limits(&config)?;
+    let user = setup::supervisor_user(&config)?;
+    for problem in setup::prepare_logs(&config, user.as_ref()) {
+        eprintln!("taskmasterd: {problem}");
+    }
+    let listener: OwnedFd = setup::bind_socket(&config)?.into();
+    let socket_path = config.socket.path.clone();
+    let result = (|| {
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| format!("socketpair: {e}"))?;
+        let sigfd = signal_fd().map_err(|e| format!("signalfd: {e}"))?;
+        let supervisor = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
+        drop(theirs);
+        drop(listener);
+        Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, true).run())
+    })();
+    let _ = std::fs::remove_file(&socket_path);
+    result
+}

@@ -1,0 +1,24 @@
+//! The spawner: taskmasterd's only privileged code (DESIGN §1).
+//!
+//! It reads the config itself, binds the control socket, prepares log directories, re-executes
+//! itself as the unprivileged supervisor, then serves that supervisor's requests: fork and exec a
+//! configured program instance, deliver a signal to a child it forked and has not reaped. It
+//! trusts nothing the supervisor sends: a request names a program and an instance (or a spawn id)
+//! and everything else comes from the spawner's own parsed config (`dispatch.rs`).
+//!
+//! Files: `link.rs` (the loop), `dispatch.rs` (validation), `prepare.rs` (a `Program` into what
+//! the child needs, built before fork), `child.rs` (fork to exec, async-signal-safe only),
+//! `children.rs` (pids, reaping), `privdrop.rs` (the supervisor's identity), `setup.rs` (socket,
+//! directories, limits), `sys/` (every unsafe call, each wrapped once).
+
+pub mod child;
+pub mod children;
+pub mod cli;
+pub mod dispatch;
+pub mod link;
+pub mod prepare;
+pub mod privdrop;
+pub mod setup;
+
+#[allow(unsafe_code)] // the crate's one exception; each call has its SAFETY note.
+pub mod sys;

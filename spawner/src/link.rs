@@ -1,0 +1,297 @@
+//! The spawner's loop: one poll over the signalfd and the link to the supervisor. Requests are
+//! answered as the link's state permits (OpenSSH monitor style); any protocol error ends the
+//! link, and with it the supervisor, whose children are then stopped here.
+
+use crate::children::{Child, Children};
+use crate::prepare::{self, ParentEnds};
+use crate::{child, dispatch};
+use common::config::Config;
+use common::proto::spawn::{config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProtoError, Request, VERSION};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// The signals the spawner receives through its signalfd; blocked before the first fork.
+pub fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP, Signal::SIGUSR2] {
+        set.add(s);
+    }
+    set
+}
+
+/// What the link permits next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkState {
+    AwaitHello,
+    Ready,
+}
+
+/// The serving spawner.
+pub struct Spawner {
+    config: Config,
+    generation: u64,
+    link: Link,
+    state: LinkState,
+    children: Children,
+    supervisor: Pid,
+    supervisor_status: Option<ExitStatus>,
+    sigfd: SignalFd,
+    base_env: Vec<(String, String)>,
+    as_root: bool,
+    log_to_stderr: bool,
+    link_open: bool,
+}
+
+/// Prints one spawner line to stderr (under systemd, the journal). The supervisor owns the main
+/// log; the spawner speaks only when something is wrong.
+fn say(msg: &str) {
+    eprintln!("taskmasterd[spawner]: {msg}");
+}
+
+impl Spawner {
+    /// A spawner serving `link`, whose supervisor has pid `supervisor`.
+    pub fn new(config: Config, link: Link, supervisor: Pid, sigfd: SignalFd, log_to_stderr: bool) -> Self {
+        let base_env = std::env::vars_os()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .collect();
+        Spawner {
+            config,
+            generation: 1,
+            link,
+            state: LinkState::AwaitHello,
+            children: Children::default(),
+            supervisor,
+            supervisor_status: None,
+            sigfd,
+            base_env,
+            as_root: nix::unistd::geteuid().is_root(),
+            log_to_stderr,
+            link_open: true,
+        }
+    }
+
+    /// Serves until the supervisor has gone, then stops any child left. Returns the exit code
+    /// for taskmasterd: 0 when the supervisor exited 0 and no child was left behind.
+    pub fn run(mut self) -> u8 {
+        while self.link_open || self.supervisor_status.is_none() {
+            let link_fd = self.link.as_fd();
+            let sig_fd = self.sigfd.as_fd();
+            let mut fds = vec![PollFd::new(sig_fd, PollFlags::POLLIN)];
+            if self.link_open {
+                fds.push(PollFd::new(link_fd, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    say(&format!("poll: {e}"));
+                    break;
+                }
+            }
+            let sig_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+            let link_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            if sig_ready {
+                self.on_signals();
+            }
+            if link_ready {
+                self.on_link();
+            }
+        }
+        let leftover = !self.children.is_empty();
+        if leftover {
+            say(&format!("the supervisor is gone; stopping {} child process(es) it left", self.children.len()));
+            self.stop_leftovers();
+        }
+        match self.supervisor_status {
+            Some(ExitStatus::Code(0)) if !leftover => 0,
+            _ => 1,
+        }
+    }
+
+    fn on_signals(&mut self) {
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            let signo = info.ssi_signo as i32;
+            if signo == Signal::SIGCHLD as i32 {
+                self.reap();
+            } else if self.link_open && self.state == LinkState::Ready {
+                self.send(&Event::DaemonSignal { signal: signo }, &[]);
+            } else if matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) {
+                // Not serving yet: nothing runs, so end the supervisor and leave.
+                let _ = kill(self.supervisor, Signal::SIGTERM);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let reaped = self.children.reap();
+        for (spawn_id, status) in reaped.exited {
+            if self.link_open {
+                self.send(&Event::Exited { spawn_id, status }, &[]);
+            }
+        }
+        for (pid, status) in reaped.others {
+            if pid == self.supervisor {
+                if status != ExitStatus::Code(0) {
+                    say(&format!("the supervisor (pid {pid}) ended: {status:?}"));
+                }
+                self.supervisor_status = Some(status);
+            }
+        }
+    }
+
+    fn send(&mut self, event: &Event, fds: &[BorrowedFd<'_>]) {
+        if let Err(e) = self.link.send(event, fds) {
+            say(&format!("cannot send to the supervisor: {e}; ending the link"));
+            self.end_link();
+        }
+    }
+
+    fn end_link(&mut self) {
+        self.link_open = false;
+        if self.supervisor_status.is_none() {
+            let _ = kill(self.supervisor, Signal::SIGKILL);
+        }
+    }
+
+    fn on_link(&mut self) {
+        match self.link.recv::<Request>() {
+            Ok((request, _no_fds)) => {
+                if let Err(e) = self.handle(request) {
+                    say(&format!("refusing the supervisor's request: {e}; ending the link"));
+                    self.end_link();
+                }
+            }
+            Err(ProtoError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(ProtoError::Closed) => self.link_open = false,
+            Err(e) => {
+                say(&format!("protocol error from the supervisor: {e}; ending the link"));
+                self.end_link();
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Result<(), String> {
+        match (self.state, request) {
+            (LinkState::AwaitHello, Request::Hello { version: VERSION }) => {
+                self.state = LinkState::Ready;
+                self.send(&Event::Hello { version: VERSION, spawner_pid: std::process::id() as i32 }, &[]);
+                self.send_config();
+                Ok(())
+            }
+            (LinkState::AwaitHello, Request::Hello { version }) => {
+                Err(format!("protocol version {version}, expected {VERSION}"))
+            }
+            (LinkState::Ready, Request::Spawn { token, program, instance, generation }) => {
+                self.spawn(token, &program, instance, generation);
+                Ok(())
+            }
+            (LinkState::Ready, Request::Signal { spawn_id, signal, purpose }) => {
+                let result = dispatch::check_signal(&self.children, spawn_id, signal, purpose)
+                    .map_err(|r| r.to_string())
+                    .and_then(|t| {
+                        let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
+                        r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
+                    });
+                if let Err(error) = result {
+                    say(&format!("signal {signal} for spawn id {spawn_id}: {error}"));
+                    self.send(&Event::SignalFailed { spawn_id, error }, &[]);
+                }
+                Ok(())
+            }
+            (state, other) => Err(format!("{other:?} is not permitted in state {state:?}")),
+        }
+    }
+
+    fn send_config(&mut self) {
+        let mut items = vec![ConfigItem::Server {
+            server: Box::new(self.config.server.clone()),
+            socket: self.config.socket.clone(),
+            log_to_stderr: self.log_to_stderr,
+        }];
+        for p in &self.config.programs {
+            let mut p = p.clone();
+            p.environment.clear(); // the supervisor never needs it, so it never sees it
+            items.push(ConfigItem::Program(Box::new(p)));
+        }
+        for event in config_events(&items, self.generation) {
+            self.send(&event, &[]);
+        }
+    }
+
+    fn spawn(&mut self, token: u64, program: &str, instance: u32, generation: u64) {
+        let result = dispatch::check_spawn(&self.config, self.generation, program, instance, generation)
+            .map_err(|r| {
+                say(&r.to_string());
+                r.to_string()
+            })
+            .and_then(|p| {
+                let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
+                    .map_err(|e| e.to_string())?;
+                let dir = p.directory.as_ref().map(|d| d.display().to_string());
+                let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
+                let child = Child {
+                    pid,
+                    program: p.name.clone(),
+                    instance,
+                    stopasgroup: p.stopasgroup,
+                    killasgroup: p.killasgroup,
+                };
+                Ok((child, ends))
+            });
+        match result {
+            Ok((c, ends)) => {
+                let pid = c.pid.as_raw();
+                let spawn_id = self.children.insert(c);
+                let ParentEnds { stdin, stdout, stderr } = ends;
+                let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some() };
+                let owned: Vec<_> = [stdin, stdout, stderr].into_iter().flatten().collect();
+                let borrowed: Vec<BorrowedFd<'_>> = owned.iter().map(|f| f.as_fd()).collect();
+                if let Err(e) = self.link.send(&Event::Spawned { token, spawn_id, pid, fds }, &borrowed) {
+                    say(&format!("cannot send to the supervisor: {e}; ending the link"));
+                    self.end_link();
+                }
+            }
+            Err(error) => self.send(&Event::SpawnFailed { token, error }, &[]),
+        }
+    }
+
+    /// Stops children the supervisor left (it died): each gets its program's stop signal, then
+    /// SIGKILL after the longest `stopwaitsecs`.
+    fn stop_leftovers(&mut self) {
+        let wait = self.config.programs.iter().map(|p| p.stopwaitsecs).max().unwrap_or(10);
+        for pid in self.children.pids() {
+            let _ = killpg(pid, Signal::SIGTERM);
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        while !self.children.is_empty() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+            while let Ok(Some(_)) = self.sigfd.read_signal() {}
+            let _ = self.children.reap();
+        }
+        for pid in self.children.pids() {
+            let _ = killpg(pid, Signal::SIGKILL);
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        while !self.children.is_empty() {
+            let _ = nix::sys::wait::wait();
+            let _ = self.children.reap();
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec signalfd for [`handled_signals`], which it blocks.
+///
+/// # Errors
+/// The errno of `sigprocmask` or `signalfd`.
+pub fn signal_fd() -> nix::Result<SignalFd> {
+    let set = handled_signals();
+    set.thread_block()?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}

@@ -1,0 +1,245 @@
+//! Turns a `Program` instance into everything its child needs, built before fork: the resolved
+//! executable, argv and envp, ids and groups, umask, directory and stdio fds. Nothing here runs
+//! in the child.
+
+use crate::sys::ExecVectors;
+use common::config::{Config, Program, Stream};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid, User};
+use std::ffi::{CString, OsStr};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The identity the child switches to (as root only).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Target uid.
+    pub uid: Uid,
+    /// Target gid (the user's primary group).
+    pub gid: Gid,
+    /// Supplementary groups (from the group database, as initgroups would set).
+    pub groups: Vec<Gid>,
+}
+
+/// What the child needs to become the program.
+pub struct Prepared {
+    /// Executable, argv and envp.
+    pub exec: ExecVectors,
+    /// Identity to drop to, if any.
+    pub identity: Option<Identity>,
+    /// umask to set, if configured.
+    pub umask: Option<Mode>,
+    /// Directory to chdir to, if configured.
+    pub directory: Option<CString>,
+    /// The child's fds 0, 1, 2, then any further fds with the number each must have.
+    pub child_fds: Vec<(OwnedFd, i32)>,
+}
+
+/// The supervisor's ends of the pipes, sent up with `Spawned`.
+pub struct ParentEnds {
+    /// Write end of stdin.
+    pub stdin: Option<OwnedFd>,
+    /// Read end of stdout.
+    pub stdout: Option<OwnedFd>,
+    /// Read end of stderr.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Why a spawn could not be prepared; becomes the `SpawnFailed` text.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The command was not found (as supervisord's "can't find command").
+    #[error("can't find command '{0}': {errno:?} ({desc})", errno = .1, desc = .1.desc())]
+    NotFound(String, nix::errno::Errno),
+    /// The command exists but is not an executable file.
+    #[error("command '{0}' is not executable: EACCES (Permission denied)")]
+    NotExecutable(String),
+    /// The user vanished since the config was checked.
+    #[error("unknown user '{0}'")]
+    UnknownUser(String),
+    /// A string holds a NUL byte.
+    #[error("{0} contains a NUL byte")]
+    Nul(&'static str),
+    /// A system call failed.
+    #[error("{step}: {errno} ({desc})", desc = errno.desc())]
+    Sys {
+        /// What was being done.
+        step: &'static str,
+        /// errno.
+        errno: nix::errno::Errno,
+    },
+}
+
+fn cstring(what: &'static str, bytes: &[u8]) -> Result<CString, PrepareError> {
+    CString::new(bytes).map_err(|_| PrepareError::Nul(what))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Finds `cmd` as execvp would: as given when it has a `/`, else in each `PATH` directory.
+///
+/// # Errors
+/// [`PrepareError::NotFound`] or [`PrepareError::NotExecutable`].
+pub fn resolve_command(cmd: &str, path_var: Option<&OsStr>, directory: Option<&Path>) -> Result<PathBuf, PrepareError> {
+    if cmd.contains('/') {
+        let p = Path::new(cmd);
+        let full = match directory {
+            Some(d) if p.is_relative() => d.join(p),
+            _ => p.to_path_buf(),
+        };
+        return match std::fs::metadata(&full) {
+            Err(e) => Err(PrepareError::NotFound(
+                cmd.to_owned(),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),
+            )),
+            Ok(_) if !is_executable(&full) => Err(PrepareError::NotExecutable(cmd.to_owned())),
+            Ok(_) => Ok(p.to_path_buf()),
+        };
+    }
+    let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(path_var)
+        .map(|dir| dir.join(cmd))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| PrepareError::NotFound(cmd.to_owned(), nix::errno::Errno::ENOENT))
+}
+
+/// Looks up a user's uid, primary gid and supplementary groups.
+///
+/// # Errors
+/// [`PrepareError::UnknownUser`].
+pub fn identity(name: &str) -> Result<(Identity, User), PrepareError> {
+    let user = User::from_name(name).ok().flatten().ok_or_else(|| PrepareError::UnknownUser(name.to_owned()))?;
+    let cname = cstring("user name", name.as_bytes())?;
+    let groups = nix::unistd::getgrouplist(&cname, user.gid).unwrap_or_else(|_| vec![user.gid]);
+    Ok((Identity { uid: user.uid, gid: user.gid, groups }, user))
+}
+
+/// The environment of one instance: the daemon's, then `server.environment`, then the target
+/// user's `HOME`/`USER`/`LOGNAME` when switching user (differs from supervisord, which keeps the
+/// daemon's), then the program's, then the `TASKMASTER_*` variables (DESIGN §3).
+pub fn environment(
+    config: &Config,
+    p: &Program,
+    instance: u32,
+    base: &[(String, String)],
+    user: Option<&User>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base.to_vec();
+    let mut set = |k: &str, v: String| match env.iter_mut().find(|(key, _)| key == k) {
+        Some(slot) => slot.1 = v,
+        None => env.push((k.to_owned(), v)),
+    };
+    for (k, v) in &config.server.environment {
+        set(k, v.clone());
+    }
+    if let Some(u) = user {
+        set("HOME", u.dir.to_string_lossy().into_owned());
+        set("USER", u.name.clone());
+        set("LOGNAME", u.name.clone());
+    }
+    for (k, v) in &p.environment {
+        set(k, v.clone());
+    }
+    set("TASKMASTER_ENABLED", "1".into());
+    set("TASKMASTER_PROGRAM", p.name.clone());
+    set("TASKMASTER_PROCESS_NAME", p.process_name(instance).to_string());
+    set("TASKMASTER_INSTANCE", instance.to_string());
+    set("TASKMASTER_SERVER_URL", format!("unix://{}", config.socket.path.display()));
+    env
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| PrepareError::Sys { step: "pipe2", errno })
+}
+
+fn dev_null(flags: OFlag) -> Result<OwnedFd, PrepareError> {
+    nix::fcntl::open("/dev/null", flags | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|errno| PrepareError::Sys { step: "open /dev/null", errno })
+}
+
+/// Prepares one instance. `base_env` is the daemon's environment at start.
+///
+/// # Errors
+/// Any [`PrepareError`]: the spawn is then reported failed without a fork.
+pub fn prepare(
+    config: &Config,
+    p: &Program,
+    instance: u32,
+    base_env: &[(String, String)],
+    as_root: bool,
+) -> Result<(Prepared, ParentEnds), PrepareError> {
+    let (ident, user) = match (&p.user, as_root) {
+        (Some(name), true) => {
+            let (i, u) = identity(name)?;
+            (Some(i), Some(u))
+        }
+        _ => (None, None),
+    };
+    let env = environment(config, p, instance, base_env, user.as_ref());
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| OsStr::new(v.as_str()));
+    let exe = resolve_command(&p.command[0], path_var, p.directory.as_deref())?;
+    let argv = p.command.iter().map(|a| cstring("an argument", a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstring("an environment variable", format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let exec = ExecVectors::new(cstring("the command", exe.as_os_str().as_bytes())?, argv, envp);
+    let directory = p.directory.as_ref().map(|d| cstring("directory", d.as_os_str().as_bytes())).transpose()?;
+
+    let (stdin_r, stdin_w) = pipe()?;
+    let logged = |s: Stream| p.log_file(s, instance, &config.server.childlogdir).is_some();
+    let (stdout_child, stdout_parent) = if logged(Stream::Stdout) {
+        let (r, w) = pipe()?;
+        (w, Some(r))
+    } else {
+        (dev_null(OFlag::O_WRONLY)?, None)
+    };
+    let (stderr_child, stderr_parent) = if p.redirect_stderr {
+        let dup = stdout_child.try_clone().map_err(|e| PrepareError::Sys {
+            step: "dup",
+            errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+        (dup, None)
+    } else if logged(Stream::Stderr) {
+        let (r, w) = pipe()?;
+        (w, Some(r))
+    } else {
+        (dev_null(OFlag::O_WRONLY)?, None)
+    };
+    let prepared = Prepared {
+        exec,
+        identity: ident,
+        umask: p.umask.map(|m| Mode::from_bits_truncate(m as libc::mode_t)),
+        directory,
+        child_fds: vec![(stdin_r, 0), (stdout_child, 1), (stderr_child, 2)],
+    };
+    Ok((prepared, ParentEnds { stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_found_in_path_as_execvp_would() {
+        assert_eq!(resolve_command("sh", Some(OsStr::new("/nonexistent:/bin")), None).unwrap(), Path::new("/bin/sh"));
+        assert!(matches!(
+            resolve_command("no-such-cmd-x", None, None),
+            Err(PrepareError::NotFound(_, nix::errno::Errno::ENOENT))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "data").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(resolve_command(plain.to_str().unwrap(), None, None), Err(PrepareError::NotExecutable(_))));
+        assert!(matches!(
+            resolve_command("/no/such", None, None),
+            Err(PrepareError::NotFound(_, nix::errno::Errno::ENOENT))
+        ));
+    }
+}

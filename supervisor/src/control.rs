@@ -1,0 +1,469 @@
+//! The control socket (DESIGN §6, §7): NDJSON requests from taskmasterctl, answered at once or,
+//! for `start`, `stop`, `restart` and `shutdown`, when the processes have settled (a job).
+//!
+//! A malformed line gets an error reply and the connection lives. A client whose unsent output
+//! passes [`MAX_PENDING`] bytes is dropped, so a slow or dead client never blocks the loop.
+
+use crate::event_loop::{client_key, Supervisor};
+use crate::registry::Target;
+use crate::state::{Event, ProcessState};
+use crate::sys::Source;
+use common::proto::control::{kind, ActionResult, AvailInfo, ProcessInfo, Reply, Request, MAX_LINE};
+use common::proto::spawn::{ExitStatus, Request as SpawnRequest, SignalPurpose};
+use common::units::parse_signal;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::{Instant, SystemTime};
+
+/// Most unsent reply bytes kept for one client before it is dropped (8 MiB).
+pub const MAX_PENDING: usize = 8 << 20;
+
+/// One connection's buffers (its socket lives in the watcher).
+#[derive(Default)]
+pub struct Client {
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+}
+
+/// What a stop job does once every target has stopped.
+pub enum Then {
+    /// Reply with the results.
+    Reply,
+    /// Start these (restart's second half), then reply.
+    Start(Vec<Target>),
+    /// End the daemon (shutdown).
+    Exit,
+}
+
+/// A request whose reply waits for processes to settle.
+pub enum Job {
+    /// Stopping in descending priority, one priority group at a time (DESIGN §2).
+    Stop {
+        /// (client, request id) to answer, if any.
+        reply_to: Option<(u32, u64)>,
+        /// Groups not signalled yet, highest priority first.
+        groups: VecDeque<Vec<Target>>,
+        /// The group being stopped.
+        current: Vec<usize>,
+        /// Results so far.
+        results: Vec<ActionResult>,
+        /// What follows.
+        then: Then,
+    },
+    /// Waiting for started processes to leave STARTING.
+    Start {
+        /// (client, request id) to answer, if any.
+        reply_to: Option<(u32, u64)>,
+        /// Processes still STARTING.
+        pending: Vec<usize>,
+        /// Results so far.
+        results: Vec<ActionResult>,
+    },
+}
+
+fn result(name: &str, ok: bool, message: &str) -> ActionResult {
+    ActionResult { name: name.to_owned(), ok, message: message.to_owned() }
+}
+
+/// `0:01:07`, or `2 days, 3:04:05`, as supervisorctl prints uptime.
+pub fn format_uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match d {
+        0 => format!("{h}:{m:02}:{s:02}"),
+        1 => format!("1 day, {h}:{m:02}:{s:02}"),
+        _ => format!("{d} days, {h}:{m:02}:{s:02}"),
+    }
+}
+
+/// `Nov 22 02:03 PM`, as supervisorctl prints when a process stopped or exited.
+pub fn format_date(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (_, mo, d, h, mi, _, _) = crate::sys::local_time(t);
+    let (h12, ampm) = match h {
+        0 => (12, "AM"),
+        1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        _ => (h - 12, "PM"),
+    };
+    format!("{} {d:02} {h12:02}:{mi:02} {ampm}", MONTHS[(mo as usize).saturating_sub(1).min(11)])
+}
+
+impl Supervisor {
+    pub(crate) fn accept(&mut self) {
+        loop {
+            let accepted = match self.watcher.get_mut(crate::event_loop::KEY_LISTENER) {
+                Some(Source::Listener(l)) => l.accept(),
+                _ => return,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.next_client = self.next_client.wrapping_add(1);
+                    let id = self.next_client;
+                    if self.watcher.insert(client_key(id), Source::Client(stream)).is_ok() {
+                        self.clients.insert(id, Client::default());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.log.error(&format!("accept on the control socket: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drop_client(&mut self, id: u32) {
+        self.clients.remove(&id);
+        drop(self.watcher.remove(client_key(id)));
+    }
+
+    pub(crate) fn on_client(&mut self, id: u32, readable: bool, writable: bool) {
+        if writable {
+            self.flush(id);
+        }
+        if !readable {
+            return;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let n = match self.watcher.get_mut(client_key(id)) {
+            Some(Source::Client(s)) => s.read(&mut chunk),
+            _ => return,
+        };
+        match n {
+            Ok(0) => return self.drop_client(id),
+            Ok(n) => {
+                let Some(c) = self.clients.get_mut(&id) else { return };
+                c.inbuf.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return,
+            Err(_) => return self.drop_client(id),
+        }
+        loop {
+            let Some(c) = self.clients.get_mut(&id) else { return };
+            let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
+                if c.inbuf.len() > MAX_LINE {
+                    self.reply(id, &Reply::err(0, kind::BAD_REQUEST, "request line longer than 1 MiB"));
+                    self.drop_client(id);
+                }
+                return;
+            };
+            let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+            let line = &line[..line.len() - 1];
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Request>(line) {
+                Ok(req) => self.handle(id, req),
+                Err(e) => self.reply(id, &Reply::err(0, kind::BAD_REQUEST, format!("malformed request: {e}"))),
+            }
+        }
+    }
+
+    pub(crate) fn reply(&mut self, id: u32, reply: &Reply) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        let mut line = serde_json::to_vec(reply).unwrap_or_default();
+        line.push(b'\n');
+        if c.outbuf.len() + line.len() > MAX_PENDING {
+            self.log.warn(&format!("dropping control client {id}: it does not read its replies"));
+            return self.drop_client(id);
+        }
+        c.outbuf.extend_from_slice(&line);
+        self.flush(id);
+    }
+
+    fn flush(&mut self, id: u32) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        let Some(Source::Client(s)) = self.watcher.get_mut(client_key(id)) else { return };
+        while !c.outbuf.is_empty() {
+            match s.write(&c.outbuf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    c.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return self.drop_client(id),
+            }
+        }
+        let pending = !c.outbuf.is_empty();
+        let _ = self.watcher.interest(client_key(id), true, pending);
+    }
+
+    /// Best effort before exit: one more write for every client with replies pending.
+    pub(crate) fn flush_clients(&mut self) {
+        let ids: Vec<u32> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.flush(id);
+        }
+    }
+
+    fn handle(&mut self, client: u32, req: Request) {
+        let id = req.id;
+        self.log.log(common::config::raw::LogLevel::Debug, &format!("control: {} {:?}", req.action, req.names));
+        let targets = if req.names.is_empty() { Ok(Vec::new()) } else { self.registry.select(&req.names) };
+        let targets = match targets {
+            Ok(t) => t,
+            Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
+        };
+        let needs_names = matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal");
+        if needs_names && req.names.is_empty() {
+            return self.reply(
+                client,
+                &Reply::err(id, kind::BAD_REQUEST, format!("{} needs a process name or 'all'", req.action)),
+            );
+        }
+        match req.action.as_str() {
+            "status" => {
+                let slots: Vec<usize> = if req.names.is_empty() {
+                    (0..self.registry.procs.len()).collect()
+                } else {
+                    targets.iter().map(|t| t.0).collect()
+                };
+                let infos: Vec<ProcessInfo> = slots.into_iter().map(|s| self.info(s)).collect();
+                self.reply(client, &Reply::ok(id, json!(infos)));
+            }
+            "start" => self.start_job(targets, Some((client, id))),
+            "stop" => self.stop_job(targets, Then::Reply, Some((client, id))),
+            "restart" => {
+                let again = targets.clone();
+                self.stop_job(targets, Then::Start(again), Some((client, id)));
+            }
+            "signal" => self.signal(client, id, &req, &targets),
+            "pid" if req.names.is_empty() => self.reply(client, &Reply::ok(id, json!({ "pid": self.spawner_pid }))),
+            "pid" => {
+                let pids: Vec<_> = targets
+                    .iter()
+                    .map(|(s, _)| {
+                        let p = &self.registry.procs[*s];
+                        json!({ "name": p.name, "pid": p.m.pid.filter(|_| p.m.state.may_have_process()) })
+                    })
+                    .collect();
+                self.reply(client, &Reply::ok(id, json!(pids)));
+            }
+            "avail" => {
+                let mut seen = Vec::new();
+                for p in &self.registry.procs {
+                    if !seen.iter().any(|a: &AvailInfo| a.name == p.program.name) {
+                        seen.push(AvailInfo {
+                            name: p.program.name.clone(),
+                            state: "in use".into(),
+                            autostart: p.program.autostart,
+                            priority: p.program.priority,
+                            numprocs: p.program.numprocs,
+                        });
+                    }
+                }
+                self.reply(client, &Reply::ok(id, json!(seen)));
+            }
+            "shutdown" => {
+                self.reply(client, &Reply::ok(id, json!({ "message": "Shut down" })));
+                self.log.info(&format!("shutdown requested by control client {client}"));
+                self.begin_shutdown();
+            }
+            "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
+            "reread" | "update" | "reload" | "tail" | "maintail" | "clear" | "fg" | "attach" => self.reply(
+                client,
+                &Reply::err(id, kind::UNKNOWN_ACTION, format!("{} is not supported by this version yet", req.action)),
+            ),
+            other => self.reply(client, &Reply::err(id, kind::UNKNOWN_ACTION, format!("unknown action '{other}'"))),
+        }
+    }
+
+    fn signal(&mut self, client: u32, id: u64, req: &Request, targets: &[Target]) {
+        let sig = match req.args.get("signal") {
+            Some(serde_json::Value::String(s)) => parse_signal(s),
+            Some(serde_json::Value::Number(n)) => parse_signal(&n.to_string()),
+            _ => Err("signal needs a signal name or number".to_owned()),
+        };
+        let sig = match sig {
+            Ok(s) => s as i32,
+            Err(e) => return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, e)),
+        };
+        let mut results = Vec::new();
+        for &(slot, explicit) in targets {
+            let p = &self.registry.procs[slot];
+            match p.spawn_id.filter(|_| p.m.state.may_have_process()) {
+                Some(spawn_id) => {
+                    results.push(result(&p.name, true, "signalled"));
+                    self.send(&SpawnRequest::Signal { spawn_id, signal: sig, purpose: SignalPurpose::User });
+                }
+                None if explicit => results.push(result(&p.name, false, "ERROR (not running)")),
+                None => {}
+            }
+        }
+        self.reply(client, &Reply::ok(id, json!(results)));
+    }
+
+    /// One row of `status`.
+    pub(crate) fn info(&self, slot: usize) -> ProcessInfo {
+        let p = &self.registry.procs[slot];
+        let alive = p.m.state.may_have_process();
+        let pid = p.m.pid.filter(|_| alive);
+        let uptime_s =
+            p.m.started_at.filter(|_| alive).map_or(0, |t| Instant::now().saturating_duration_since(t).as_secs());
+        let quick = "Exited too quickly (process log may have details)";
+        let mut description = match (p.m.state, pid) {
+            (ProcessState::Running, Some(pid)) => format!("pid {pid}, uptime {}", format_uptime(uptime_s)),
+            (ProcessState::Starting | ProcessState::Stopping, Some(pid)) => format!("pid {pid}"),
+            (ProcessState::Stopped, _) if !p.m.ever_started => "Not started".into(),
+            (ProcessState::Stopped | ProcessState::Exited, _) => format_date(p.changed_at),
+            (ProcessState::Fatal | ProcessState::Backoff, _) => p.m.spawnerr.clone().unwrap_or_else(|| quick.into()),
+            _ => String::new(),
+        };
+        for l in &p.logs {
+            if let Some(f) = &l.failure {
+                description.push_str(&format!(" (log: {f})"));
+            }
+        }
+        ProcessInfo {
+            name: p.name.clone(),
+            program: p.program.name.clone(),
+            instance: p.instance,
+            state: p.m.state.as_str().into(),
+            pid,
+            uptime_s,
+            exitstatus: match p.m.last_exit {
+                Some(ExitStatus::Code(c)) => Some(c),
+                _ => None,
+            },
+            description: description.trim().to_owned(),
+        }
+    }
+
+    /// Starts `targets` in ascending priority; replies when none is STARTING any more.
+    pub(crate) fn start_job(&mut self, mut targets: Vec<Target>, reply_to: Option<(u32, u64)>) {
+        self.start_job_with(&mut targets, reply_to, Vec::new());
+    }
+
+    fn start_job_with(&mut self, targets: &mut [Target], reply_to: Option<(u32, u64)>, mut results: Vec<ActionResult>) {
+        targets.sort_by_key(|(s, _)| (self.registry.procs[*s].program.priority, *s));
+        let now = Instant::now();
+        let mut pending = Vec::new();
+        for &(slot, explicit) in targets.iter() {
+            match self.apply(slot, Event::Start, now) {
+                Ok(()) => pending.push(slot),
+                Err(refusal) if explicit => {
+                    results.push(result(&self.registry.procs[slot].name, false, refusal.message()))
+                }
+                Err(_) => {}
+            }
+        }
+        self.jobs.push(Job::Start { reply_to, pending, results });
+        self.jobs_dirty = true;
+    }
+
+    /// Stops `targets` in descending priority, one group at a time, then does `then`.
+    pub(crate) fn stop_job(&mut self, mut targets: Vec<Target>, then: Then, reply_to: Option<(u32, u64)>) {
+        targets.sort_by_key(|(s, _)| (std::cmp::Reverse(self.registry.procs[*s].program.priority), *s));
+        let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
+        let mut last = None;
+        for t in targets {
+            let prio = self.registry.procs[t.0].program.priority;
+            match groups.back_mut() {
+                Some(g) if last == Some(prio) => g.push(t),
+                _ => groups.push_back(vec![t]),
+            }
+            last = Some(prio);
+        }
+        self.jobs.push(Job::Stop { reply_to, groups, current: Vec::new(), results: Vec::new(), then });
+        self.jobs_dirty = true;
+    }
+
+    fn settled_stopped(&self, slot: usize) -> bool {
+        let p = &self.registry.procs[slot];
+        !p.m.state.may_have_process() && p.m.state != ProcessState::Backoff && p.spawn_id.is_none()
+    }
+
+    /// Advances every job until none can move; called after each loop iteration.
+    pub(crate) fn progress_jobs(&mut self) {
+        while self.jobs_dirty {
+            self.jobs_dirty = false;
+            let jobs = std::mem::take(&mut self.jobs);
+            for job in jobs {
+                if let Some(job) = self.progress(job) {
+                    self.jobs.push(job);
+                }
+            }
+        }
+    }
+
+    fn progress(&mut self, job: Job) -> Option<Job> {
+        match job {
+            Job::Start { reply_to, mut pending, mut results } => {
+                let mut still = Vec::new();
+                for slot in pending.drain(..) {
+                    let p = &self.registry.procs[slot];
+                    match p.m.state {
+                        ProcessState::Starting => still.push(slot),
+                        ProcessState::Running => results.push(result(&p.name, true, "started")),
+                        _ if p.m.spawnerr.is_some() => results.push(result(&p.name, false, "ERROR (spawn error)")),
+                        _ => results.push(result(&p.name, false, "ERROR (abnormal termination)")),
+                    }
+                }
+                if still.is_empty() {
+                    if let Some((client, id)) = reply_to {
+                        self.reply(client, &Reply::ok(id, json!(results)));
+                    }
+                    None
+                } else {
+                    Some(Job::Start { reply_to, pending: still, results })
+                }
+            }
+            Job::Stop { reply_to, mut groups, mut current, mut results, then } => loop {
+                if !current.iter().all(|s| self.settled_stopped(*s)) {
+                    return Some(Job::Stop { reply_to, groups, current, results, then });
+                }
+                for slot in current.drain(..) {
+                    results.push(result(&self.registry.procs[slot].name, true, "stopped"));
+                }
+                let Some(group) = groups.pop_front() else {
+                    match then {
+                        Then::Reply => {
+                            if let Some((client, id)) = reply_to {
+                                self.reply(client, &Reply::ok(id, json!(results)));
+                            }
+                        }
+                        Then::Start(mut targets) => {
+                            // A restart names every target again, so none is refused as explicit.
+                            for t in &mut targets {
+                                t.1 = false;
+                            }
+                            self.start_job_with(&mut targets, reply_to, results);
+                        }
+                        Then::Exit => self.exit_code = Some(0),
+                    }
+                    return None;
+                };
+                let now = Instant::now();
+                for (slot, explicit) in group {
+                    let stopping = self.registry.procs[slot].m.state == ProcessState::Stopping;
+                    match self.apply(slot, Event::Stop, now) {
+                        Ok(()) => current.push(slot),
+                        Err(_) if stopping => current.push(slot),
+                        Err(refusal) if explicit && !matches!(then, Then::Start(_)) => {
+                            results.push(result(&self.registry.procs[slot].name, false, refusal.message()))
+                        }
+                        Err(_) => {}
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_is_printed_as_supervisorctl_does() {
+        assert_eq!(format_uptime(67), "0:01:07");
+        assert_eq!(format_uptime(3 * 3600 + 4 * 60 + 5), "3:04:05");
+        assert_eq!(format_uptime(2 * 86400 + 5), "2 days, 0:00:05");
+    }
+}

@@ -1,0 +1,409 @@
+//! The supervisor's one loop (DESIGN §9): epoll over the spawner link, every child output pipe,
+//! the control socket and its clients, with the next timer deadline as the timeout. No thread
+//! per child, no tick: an idle daemon does not wake.
+
+use crate::control::{Client, Job};
+use crate::logs::MainLog;
+use crate::registry::Registry;
+use crate::state::{self, Action, Event, Note, Refusal, TimerKind};
+use crate::sys::{adopt_fd, Source, Watcher};
+use common::config::raw::LogLevel;
+use common::config::{Program, SocketConfig, Stream};
+use common::proto::spawn::{
+    ConfigAssembler, ConfigItem, Event as SpawnEvent, ExitStatus, Link, ProtoError, Request, VERSION,
+};
+use common::units::signal_name;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::signal::Signal;
+use polling::Events;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+/// Key of the spawner link.
+pub const KEY_LINK: usize = 0;
+/// Key of the listening socket.
+pub const KEY_LISTENER: usize = 1;
+const CLIENT_BIT: usize = 1 << 62;
+
+/// Key of a child's output pipe.
+fn pipe_key(spawn_id: u64, stream: Stream) -> usize {
+    2 + (spawn_id as usize) * 2 + usize::from(stream == Stream::Stderr)
+}
+
+/// Key of a control client.
+pub fn client_key(id: u32) -> usize {
+    CLIENT_BIT | id as usize
+}
+
+/// A timer: fires `kind` for `slot` at `at`, unless the process changed state since (`epoch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    slot: usize,
+    kind: TimerKind,
+    epoch: u64,
+}
+
+/// Bytes read from a pipe at a time (DESIGN §9: 64 KiB reads).
+const READ_SIZE: usize = 64 * 1024;
+
+/// The supervisor.
+pub struct Supervisor {
+    pub(crate) watcher: Watcher,
+    pub(crate) registry: Registry,
+    timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+    pub(crate) log: MainLog,
+    generation: u64,
+    pub(crate) spawner_pid: i32,
+    pub(crate) clients: HashMap<u32, Client>,
+    pub(crate) next_client: u32,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) jobs_dirty: bool,
+    pub(crate) shutting_down: bool,
+    pub(crate) exit_code: Option<u8>,
+    pipes: HashMap<usize, (usize, Stream)>,
+    buf: Vec<u8>,
+    pub(crate) socket: SocketConfig,
+}
+
+fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Receives the hello and the config from the spawner (blocking), then builds the supervisor.
+///
+/// # Errors
+/// The inherited fds are missing, or the handshake failed.
+pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
+    let link_owned = adopt_fd(link_fd).map_err(|e| format!("spawner link fd {link_fd}: {e}"))?;
+    let listen_owned = adopt_fd(listen_fd).map_err(|e| format!("control socket fd {listen_fd}: {e}"))?;
+    let mut link = Link::new(link_owned);
+    link.send(&Request::Hello { version: VERSION }, &[]).map_err(|e| e.to_string())?;
+    let mut spawner_pid = 0;
+    let mut asm = ConfigAssembler::default();
+    let generation = loop {
+        match link.recv::<SpawnEvent>().map_err(|e| format!("handshake: {e}"))?.0 {
+            SpawnEvent::Hello { version: VERSION, spawner_pid: pid } => spawner_pid = pid,
+            SpawnEvent::ConfigChunk { more, data } => asm.push(more, &data).map_err(|e| e.to_string())?,
+            SpawnEvent::ConfigEnd { generation } => break generation,
+            other => return Err(format!("handshake: unexpected {other:?}")),
+        }
+    };
+    let mut server = None;
+    let mut programs: Vec<Program> = Vec::new();
+    for item in asm.items {
+        match item {
+            ConfigItem::Server { server: s, socket, log_to_stderr } => server = Some((*s, socket, log_to_stderr)),
+            ConfigItem::Program(p) => programs.push(*p),
+        }
+    }
+    let (server, socket, to_stderr) = server.ok_or("handshake: no server section")?;
+    set_nonblocking(&link).map_err(|e| e.to_string())?;
+    let listener = UnixListener::from(listen_owned);
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut watcher = Watcher::new().map_err(|e| format!("epoll: {e}"))?;
+    watcher.insert(KEY_LINK, Source::Link(link)).map_err(|e| e.to_string())?;
+    watcher.insert(KEY_LISTENER, Source::Listener(listener)).map_err(|e| e.to_string())?;
+    let log = MainLog::open(server.logfile.clone(), server.loglevel, to_stderr);
+    Ok(Supervisor {
+        watcher,
+        registry: Registry::new(programs, &server.childlogdir),
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        log,
+        generation,
+        spawner_pid,
+        clients: HashMap::new(),
+        next_client: 0,
+        jobs: Vec::new(),
+        jobs_dirty: false,
+        shutting_down: false,
+        exit_code: None,
+        pipes: HashMap::new(),
+        buf: vec![0; READ_SIZE],
+        socket,
+    })
+}
+
+impl Supervisor {
+    /// Starts the autostart programs and serves until shutdown. Returns the exit code.
+    pub fn run(mut self) -> u8 {
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name);
+        self.log.info(&format!(
+            "taskmasterd {} started with pid {}; supervisor pid {} as user {user}; control socket {}",
+            common::VERSION,
+            self.spawner_pid,
+            std::process::id(),
+            self.socket.path.display()
+        ));
+        let autostart: Vec<(usize, bool)> = (0..self.registry.procs.len())
+            .filter(|s| self.registry.procs[*s].program.autostart)
+            .map(|s| (s, false))
+            .collect();
+        self.start_job(autostart, None);
+        let mut events = Events::new();
+        while self.exit_code.is_none() {
+            let timeout = self.timers.peek().map(|Reverse(t)| t.at.saturating_duration_since(Instant::now()));
+            events.clear();
+            if let Err(e) = self.watcher.wait(&mut events, timeout) {
+                self.log.log(LogLevel::Critical, &format!("epoll_wait: {e}"));
+                return 1;
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                self.on_ready(ev.key, ev.readable, ev.writable, now);
+            }
+            self.fire_timers(Instant::now());
+            self.progress_jobs();
+        }
+        self.flush_clients();
+        let code = self.exit_code.unwrap_or(0);
+        if code == 0 {
+            self.log.info("taskmasterd exiting: every program is stopped");
+        }
+        code
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse(t)) = self.timers.peek().copied() {
+            if t.at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.registry.procs.get(t.slot).is_some_and(|p| p.m.epoch == t.epoch) {
+                let _ = self.apply(t.slot, Event::Timer(t.kind), now);
+            }
+        }
+    }
+
+    fn on_ready(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
+        match key {
+            KEY_LINK => self.on_link(now),
+            KEY_LISTENER => self.accept(),
+            k if k & CLIENT_BIT != 0 => self.on_client((k & !CLIENT_BIT) as u32, readable, writable),
+            k => self.on_pipe(k),
+        }
+    }
+
+    fn on_pipe(&mut self, key: usize) {
+        let Some(&(slot, stream)) = self.pipes.get(&key) else { return };
+        let Some(Source::Pipe(f)) = self.watcher.get_mut(key) else { return };
+        match f.read(&mut self.buf) {
+            Ok(0) => self.close_pipe(key),
+            Ok(n) => {
+                let proc = &mut self.registry.procs[slot];
+                let idx = usize::from(stream == Stream::Stderr);
+                if let Some(err) = proc.logs[idx].write(&self.buf[..n]) {
+                    let name = proc.name.clone();
+                    self.log.error(&format!(
+                        "'{name}' {}: {err}; its output is dropped until SIGUSR2 reopens the log",
+                        stream.as_str()
+                    ));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.close_pipe(key),
+        }
+    }
+
+    fn close_pipe(&mut self, key: usize) {
+        self.pipes.remove(&key);
+        drop(self.watcher.remove(key));
+    }
+
+    fn link(&mut self) -> Option<&mut Link> {
+        match self.watcher.get_mut(KEY_LINK) {
+            Some(Source::Link(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn send(&mut self, req: &Request) {
+        let result = match self.link() {
+            Some(l) => l.send(req, &[]),
+            None => Err(ProtoError::Closed),
+        };
+        if let Err(e) = result {
+            self.log.log(LogLevel::Critical, &format!("cannot reach the spawner: {e}; exiting"));
+            self.exit_code = Some(1);
+        }
+    }
+
+    fn on_link(&mut self, now: Instant) {
+        loop {
+            let received = match self.link() {
+                Some(l) => l.recv::<SpawnEvent>(),
+                None => return,
+            };
+            match received {
+                Ok((ev, fds)) => self.on_spawner_event(ev, fds, now),
+                Err(ProtoError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.log.log(LogLevel::Critical, &format!("spawner link: {e}; exiting"));
+                    drop(self.watcher.remove(KEY_LINK));
+                    self.exit_code = Some(1);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_spawner_event(&mut self, ev: SpawnEvent, fds: Vec<OwnedFd>, now: Instant) {
+        match ev {
+            SpawnEvent::Spawned { token, spawn_id, pid, fds: set } => {
+                let Some(slot) = self.registry.take_token(token) else {
+                    self.log.error(&format!("spawner answered unknown spawn token {token}"));
+                    return;
+                };
+                self.registry.bind_spawn(slot, spawn_id);
+                let mut it = fds.into_iter();
+                if set.stdin {
+                    self.registry.procs[slot].stdin = it.next();
+                }
+                for (present, stream) in [(set.stdout, Stream::Stdout), (set.stderr, Stream::Stderr)] {
+                    if !present {
+                        continue;
+                    }
+                    let Some(fd) = it.next() else { continue };
+                    let key = pipe_key(spawn_id, stream);
+                    if set_nonblocking(&fd).is_ok() && self.watcher.insert(key, Source::Pipe(File::from(fd))).is_ok() {
+                        self.pipes.insert(key, (slot, stream));
+                    }
+                }
+                let _ = self.apply(slot, Event::Spawned { pid }, now);
+            }
+            SpawnEvent::SpawnFailed { token, error } => {
+                if let Some(slot) = self.registry.take_token(token) {
+                    let _ = self.apply(slot, Event::SpawnFailed(error), now);
+                }
+            }
+            SpawnEvent::Exited { spawn_id, status } => {
+                if let Some(slot) = self.registry.take_spawn(spawn_id) {
+                    let _ = self.apply(slot, Event::Exited(status), now);
+                }
+            }
+            SpawnEvent::SignalFailed { spawn_id, error } => {
+                let name = self
+                    .registry
+                    .slot_of_spawn(spawn_id)
+                    .map(|s| self.registry.procs[s].name.clone())
+                    .unwrap_or_default();
+                self.log.warn(&format!("signal to '{name}' failed: {error}"));
+            }
+            SpawnEvent::DaemonSignal { signal } => self.on_daemon_signal(signal),
+            other => self.log.error(&format!("unexpected message from the spawner: {other:?}")),
+        }
+    }
+
+    fn on_daemon_signal(&mut self, signal: i32) {
+        match Signal::try_from(signal) {
+            Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
+                self.log.info(&format!("received {} indicating exit request", signal_name(signal)));
+                self.begin_shutdown();
+            }
+            Ok(Signal::SIGUSR2) => {
+                self.log.info("received SIGUSR2 indicating log reopen request");
+                self.log.reopen();
+                for p in &mut self.registry.procs {
+                    for l in &mut p.logs {
+                        l.reopen();
+                    }
+                }
+            }
+            Ok(Signal::SIGHUP) => self
+                .log
+                .warn("received SIGHUP: reloading the config is not supported by this version yet; nothing changed"),
+            _ => self.log.warn(&format!("ignoring forwarded signal {}", signal_name(signal))),
+        }
+    }
+
+    /// Applies an event to a process and carries out the machine's actions.
+    ///
+    /// # Errors
+    /// The machine refused a user's start or stop.
+    pub(crate) fn apply(&mut self, slot: usize, event: Event, now: Instant) -> Result<(), Refusal> {
+        let proc = &self.registry.procs[slot];
+        let program = Rc::clone(&proc.program);
+        let (next, actions) = state::step(&proc.m, &program, event, now, !self.shutting_down)?;
+        let proc = &mut self.registry.procs[slot];
+        if next.state != proc.m.state {
+            proc.changed_at = SystemTime::now();
+            self.jobs_dirty = true;
+        }
+        proc.m = next;
+        for action in actions {
+            self.act(slot, action);
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, slot: usize, action: Action) {
+        let proc = &self.registry.procs[slot];
+        let name = proc.name.clone();
+        match action {
+            Action::Spawn => {
+                let (program, instance) = (proc.program.name.clone(), proc.instance);
+                let token = self.registry.token_for(slot);
+                let generation = self.generation;
+                self.send(&Request::Spawn { token, program, instance, generation });
+            }
+            Action::Signal(signal, purpose) => {
+                if let Some(spawn_id) = proc.spawn_id {
+                    if purpose == common::proto::spawn::SignalPurpose::Stop {
+                        self.log.info(&format!("waiting for '{name}' to stop"));
+                    }
+                    self.send(&Request::Signal { spawn_id, signal, purpose });
+                }
+            }
+            Action::Arm(kind, at) => {
+                self.timer_seq += 1;
+                self.timers.push(Reverse(Timer { at, seq: self.timer_seq, slot, kind, epoch: proc.m.epoch }));
+            }
+            Action::Log(note) => self.note(&name, note),
+        }
+    }
+
+    fn note(&mut self, name: &str, note: Note) {
+        let status = |s: ExitStatus| match s {
+            ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Signal(sig) => format!("terminated by {}", signal_name(sig)),
+        };
+        match note {
+            Note::Spawned(pid) => self.log.info(&format!("spawned: '{name}' with pid {pid}")),
+            Note::SpawnErr(e) => self.log.warn(&format!("spawnerr: '{name}': {e}")),
+            Note::Success(secs) => self.log.info(&format!(
+                "success: '{name}' entered RUNNING state, process has stayed up for > than {secs} seconds (startsecs)"
+            )),
+            Note::Exited(s, true) => self.log.info(&format!("exited: '{name}' ({}; expected)", status(s))),
+            Note::Exited(s, false) => self.log.warn(&format!("exited: '{name}' ({}; not expected)", status(s))),
+            Note::GaveUp => {
+                self.log.info(&format!("gave up: '{name}' entered FATAL state, too many start retries too quickly"))
+            }
+            Note::Killing(pid) => self.log.warn(&format!("killing '{name}' ({pid}) with SIGKILL")),
+            Note::Stopped(s) => self.log.info(&format!("stopped: '{name}' ({})", status(s))),
+        }
+    }
+
+    /// Stops everything in priority order, then exits (TERM/INT/QUIT, `shutdown`).
+    pub(crate) fn begin_shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        let all = (0..self.registry.procs.len()).map(|s| (s, false)).collect();
+        self.stop_job(all, crate::control::Then::Exit, None);
+    }
+}

@@ -1,0 +1,31 @@
+//! The test probe (STYLE §2.11): prints one JSON line describing the process as it sees itself
+//! (uid, gid, groups, umask, cwd, environment, parent), then sleeps until killed, or exits with
+//! the code given as its first argument.
+
+use std::collections::BTreeMap;
+
+fn main() {
+    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    nix::sys::stat::umask(mask);
+    let groups: Vec<u32> = nix::unistd::getgroups().unwrap_or_default().into_iter().map(|g| g.as_raw()).collect();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let report = serde_json::json!({
+        "pid": std::process::id(),
+        "ppid": nix::unistd::getppid().as_raw(),
+        "uid": nix::unistd::getuid().as_raw(),
+        "euid": nix::unistd::geteuid().as_raw(),
+        "gid": nix::unistd::getgid().as_raw(),
+        "groups": groups,
+        "umask": mask.bits(),
+        "cwd": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "env": env,
+        "sid": nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(0),
+    });
+    println!("{report}");
+    if let Some(code) = std::env::args().nth(1).and_then(|a| a.parse::<i32>().ok()) {
+        std::process::exit(code);
+    }
+    loop {
+        std::thread::park();
+    }
+}

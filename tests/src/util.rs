@@ -1,0 +1,329 @@
+//! The integration test harness: run the real `taskmasterd` on a config in a scratch directory,
+//! drive it with the real `taskmasterctl`, and wait on conditions with deadlines.
+//!
+//! The binaries are found beside the test executable (`target/<profile>/`); `cargo test
+//! --workspace` builds them, because the spawner and ctl packages have integration tests too.
+
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/NAME`, the binary built by this workspace.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --workspace` (or `cargo build --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// Polls `cond` every 10 ms until it holds, or panics after `timeout` naming `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether the tests run as root (some cases need it and skip otherwise).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips the current test with a printed reason unless running as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            eprintln!("skipped: this test needs root (it switches users)");
+            return;
+        }
+    };
+}
+
+/// A finished taskmasterctl run.
+#[derive(Debug)]
+pub struct CtlRun {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for CtlRun {
+    fn from(o: Output) -> Self {
+        CtlRun {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// A scratch directory readable by every user (the supervisor may run as `nobody`).
+pub struct Scratch {
+    /// The directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new directory, mode 0755.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("tm-test-").tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        Scratch { dir }
+    }
+
+    /// A path inside it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Copies the probe binary into the directory (so that any user can run it) and returns
+    /// its path.
+    pub fn probe(&self, probe: &Path) -> PathBuf {
+        let dest = self.path("probe");
+        if !dest.exists() {
+            fs::copy(probe, &dest).expect("copy probe");
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).expect("chmod probe");
+        }
+        dest
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running taskmasterd, shut down (then killed if need be) when dropped.
+pub struct Daemon {
+    /// The scratch directory holding its config, socket and logs.
+    pub scratch: Scratch,
+    /// The config file.
+    pub config: PathBuf,
+    /// The control socket.
+    pub socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Writes `programs_yaml` (the `programs:` section body and anything else, as YAML text
+    /// placed after a generated `server:` and `socket:` section) and starts taskmasterd on it,
+    /// waiting until its socket answers.
+    pub fn start(yaml: &str) -> Daemon {
+        Self::start_in(Scratch::new(), yaml)
+    }
+
+    /// As [`Daemon::start`], in a given scratch directory.
+    pub fn start_in(scratch: Scratch, yaml: &str) -> Daemon {
+        Self::start_full(scratch, "", yaml)
+    }
+
+    /// As [`Daemon::start_in`], with `server_extra` (indented YAML lines) added to `server:`.
+    pub fn start_full(scratch: Scratch, server_extra: &str, yaml: &str) -> Daemon {
+        let config = scratch.path("taskmaster.yaml");
+        let socket = scratch.path("tm.sock");
+        let text = format!(
+            "server:\n  logfile: {}\n{server_extra}socket:\n  path: {}\n{yaml}",
+            scratch.path("taskmasterd.log").display(),
+            socket.display()
+        );
+        fs::write(&config, text).expect("write config");
+        let mut cmd = Command::new(bin("taskmasterd"));
+        cmd.arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(fs::File::create(scratch.path("stderr.txt")).expect("stderr file")))
+            .process_group(0);
+        let child = cmd.spawn().expect("spawn taskmasterd");
+        let mut d = Daemon { scratch, config, socket, child: Some(child) };
+        let sock = d.socket.clone();
+        let started = Instant::now();
+        loop {
+            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+                break;
+            }
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("taskmasterd exited at start ({status}): {}", d.stderr());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "taskmasterd did not serve its socket in 10 s: {}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
+    /// The spawner's pid (taskmasterd as started).
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// What taskmasterd printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.scratch.path("stderr.txt")).unwrap_or_default()
+    }
+
+    /// The main log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.scratch.path("taskmasterd.log")).unwrap_or_default()
+    }
+
+    /// Runs taskmasterctl with these arguments against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> CtlRun {
+        Command::new(bin("taskmasterctl"))
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run taskmasterctl")
+            .into()
+    }
+
+    /// `status --json`, parsed.
+    pub fn status(&self) -> Vec<Value> {
+        let run = self.ctl(&["status", "--json"]);
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {run:?}"))
+    }
+
+    /// The row of one process.
+    pub fn row(&self, name: &str) -> Value {
+        self.status().into_iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no process {name} in status"))
+    }
+
+    /// The state of one process.
+    pub fn state(&self, name: &str) -> String {
+        self.row(name)["state"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The pid of one process, if it has one.
+    pub fn proc_pid(&self, name: &str) -> Option<i32> {
+        self.row(name)["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// Waits until `name` is in `state`.
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) {
+        let what = format!("{name} to be {state}");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.state(name);
+            if last == state {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what} (it is {last}); log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the main log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {needle:?} in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to taskmasterd (the spawner).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill taskmasterd");
+    }
+
+    /// Waits for taskmasterd to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let mut child = self.child.take().expect("daemon already waited for");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("taskmasterd did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Whether a pid is alive (not reaped; a zombie counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The parent pid of a process, from /proc.
+pub fn ppid(pid: i32) -> Option<i32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A `Uid:` or `CapEff:`-style field of /proc/PID/status, first value.
+pub fn proc_status_field(pid: i32, field: &str) -> Option<String> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix(field).map(|v| v.split_whitespace().next().unwrap_or("").to_owned()))
+}
+
+/// Pids of the direct children of `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            if let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() {
+                if ppid(p) == Some(pid) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Counts the lines of a file (0 when it does not exist).
+pub fn count_lines(path: &Path) -> usize {
+    fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}

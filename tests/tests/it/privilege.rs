@@ -1,0 +1,72 @@
+//! Privilege separation as root (DESIGN §1 rule 4): children run as their `user`, the
+//! supervisor never as root, every child is the spawner's.
+
+use crate::{probe, SOON};
+use tests::{children_of, proc_status_field, require_root, wait_until, Daemon, Scratch};
+
+fn supervisor_pid(d: &Daemon) -> i32 {
+    let mut found = None;
+    wait_until("the supervisor process", SOON, || {
+        found = children_of(d.pid()).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
+        });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+fn a_user_nobody_child_runs_as_uid_65534() {
+    require_root!();
+    let s = Scratch::new();
+    let probe = s.probe(&probe());
+    let out = s.path("probe.out");
+    let yaml = format!(
+        "programs:\n  p:\n    command: {}\n    user: nobody\n    startsecs: 0\n    stdout_logfile: {}\n",
+        probe.display(),
+        out.display()
+    );
+    let d = Daemon::start_in(s, &yaml);
+    let mut text = String::new();
+    wait_until("the probe's report", SOON, || {
+        text = std::fs::read_to_string(&out).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    let r: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!((r["uid"].as_u64(), r["euid"].as_u64()), (Some(65534), Some(65534)));
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(r["gid"].as_u64(), Some(u64::from(nobody.gid.as_raw())));
+    assert!(!r["groups"].as_array().unwrap().iter().any(|g| g == 0), "root's groups leaked: {r}");
+    assert_eq!(r["env"]["USER"], "nobody");
+    assert_eq!(r["ppid"], d.pid());
+}
+
+#[test]
+fn the_supervisor_is_not_root_and_the_spawner_is_the_parent_of_every_child() {
+    require_root!();
+    let d = Daemon::start("programs:\n  w:\n    command: sleep 1000\n    numprocs: 2\n    startsecs: 0\n");
+    let sup = supervisor_pid(&d);
+    let uid = proc_status_field(sup, "Uid:").unwrap();
+    assert_ne!(uid, "0", "the supervisor runs as root");
+    assert_eq!(proc_status_field(sup, "CapEff:").as_deref(), Some("0000000000000000"));
+    for n in ["w:0", "w:1"] {
+        d.wait_state(n, "RUNNING", SOON);
+        let pid = d.proc_pid(n).unwrap();
+        assert_eq!(tests::ppid(pid), Some(d.pid()), "{n} is not the spawner's child");
+        assert_ne!(tests::ppid(pid), Some(sup));
+    }
+    // Still supervised end to end through the unprivileged side.
+    assert_eq!(d.ctl(&["restart", "w:1"]).code, 0);
+}
+
+#[test]
+fn an_unknown_user_is_a_located_config_error() {
+    require_root!();
+    let s = Scratch::new();
+    let path = s.path("u.yaml");
+    std::fs::write(&path, "programs:\n  p:\n    command: /bin/true\n    user: no-such-user-tm\n").unwrap();
+    let out = std::process::Command::new(tests::bin("taskmasterd")).arg("-t").arg("-c").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim(), format!("{}:4:5: programs.p.user: unknown user 'no-such-user-tm'", path.display()));
+}
