@@ -19,7 +19,14 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("restart", "restart NAME…|all", "Stop, then start processes."),
     ("signal", "signal SIG NAME…|all", "Send a signal (TERM, HUP, USR1, 9 …) to running processes."),
     ("pid", "pid [NAME…|all]", "Print the daemon's pid, or the pids of the named processes."),
-    ("avail", "avail", "List the configured programs."),
+    ("avail", "avail", "List the programs in the config file: in use, avail (not added yet) or removed."),
+    ("reread", "reread", "Re-read the config file and show what changed, without applying it."),
+    (
+        "update",
+        "update [NAME…]",
+        "Apply the config file's changes (to the named programs only); untouched processes keep running.",
+    ),
+    ("reload", "reload", "Stop every program, then start again from the config file."),
     ("shutdown", "shutdown", "Stop every program in priority order, then end the daemon."),
     ("version", "version", "Print the daemon's version."),
     ("help", "help [ACTION]", "Show the actions, or one action's usage."),
@@ -55,6 +62,13 @@ pub enum Action {
     Pid(Vec<String>),
     /// `avail`.
     Avail,
+    /// `reread`, `update [NAME…]`, `reload`: answered by lines to print.
+    Reload {
+        /// The action word.
+        verb: String,
+        /// Names (update only).
+        names: Vec<String>,
+    },
     /// `shutdown`.
     Shutdown,
     /// `version`.
@@ -106,11 +120,13 @@ pub fn parse(words: &[String]) -> Result<Action, CtlError> {
         },
         "pid" => Ok(Action::Pid(rest)),
         "avail" => no_args(Action::Avail),
+        "reread" | "reload" => no_args(Action::Reload { verb: verb.clone(), names: Vec::new() }),
+        "update" => Ok(Action::Reload { verb: verb.clone(), names: rest.clone() }),
         "shutdown" => no_args(Action::Shutdown),
         "version" => no_args(Action::Version),
         "help" => Ok(Action::Help(rest.first().cloned())),
         "quit" | "exit" => no_args(Action::Quit),
-        "tail" | "maintail" | "fg" | "reread" | "update" | "reload" | "clear" => {
+        "tail" | "maintail" | "fg" | "clear" => {
             Err(CtlError::Usage(format!("{verb}: not supported by this version yet")))
         }
         other => Err(CtlError::Usage(format!("unknown action '{other}'; try 'help'"))),
@@ -180,6 +196,13 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
         Action::Avail => {
             let rows: Vec<AvailInfo> = decode(client.call("avail", &[], Map::new())?)?;
             crate::out!("{}", render::avail(&rows));
+            Ok(Outcome::Ok)
+        }
+        Action::Reload { verb, names } => {
+            let data = client.call(verb, names, Map::new())?;
+            for line in data.get("lines").and_then(Value::as_array).into_iter().flatten() {
+                crate::outln!("{}", line.as_str().unwrap_or_default());
+            }
             Ok(Outcome::Ok)
         }
         Action::Shutdown => {

@@ -69,10 +69,10 @@ impl Client {
                 kind: kind::FAILED.into(),
                 message: "failed".into(),
             });
-            return Err(if err.kind == kind::PERMISSION_DENIED {
-                CtlError::Unreachable(err.message)
-            } else {
-                CtlError::Failed(err.message)
+            return Err(match err.kind.as_str() {
+                kind::PERMISSION_DENIED => CtlError::Unreachable(err.message),
+                kind::CONFIG_ERROR => CtlError::Config(err.message),
+                _ => CtlError::Failed(err.message),
             });
         }
     }

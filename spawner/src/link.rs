@@ -5,7 +5,8 @@
 use crate::children::{Child, Children};
 use crate::prepare::{self, ParentEnds};
 use crate::{child, dispatch};
-use common::config::Config;
+use common::config::model::Server;
+use common::config::{self, Config, ReloadPlan};
 use common::proto::spawn::{config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProtoError, Request, VERSION};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
@@ -34,6 +35,9 @@ enum LinkState {
 pub struct Spawner {
     config: Config,
     generation: u64,
+    /// The last re-read config, waiting for `Commit`, and its generation.
+    candidate: Option<(u64, Config)>,
+    last_generation: u64,
     link: Link,
     state: LinkState,
     children: Children,
@@ -61,6 +65,8 @@ impl Spawner {
         Spawner {
             config,
             generation: 1,
+            candidate: None,
+            last_generation: 1,
             link,
             state: LinkState::AwaitHello,
             children: Children::default(),
@@ -188,6 +194,11 @@ impl Spawner {
                 self.spawn(token, &program, instance, generation);
                 Ok(())
             }
+            (LinkState::Ready, Request::Reread { token }) => {
+                self.reread(token);
+                Ok(())
+            }
+            (LinkState::Ready, Request::Commit { generation, programs }) => self.commit(generation, &programs),
             (LinkState::Ready, Request::Signal { spawn_id, signal, purpose }) => {
                 let result = dispatch::check_signal(&self.children, spawn_id, signal, purpose)
                     .map_err(|r| r.to_string())
@@ -206,19 +217,80 @@ impl Spawner {
     }
 
     fn send_config(&mut self) {
-        let mut items = vec![ConfigItem::Server {
-            server: Box::new(self.config.server.clone()),
-            socket: self.config.socket.clone(),
-            log_to_stderr: self.log_to_stderr,
-        }];
-        for p in &self.config.programs {
-            let mut p = p.clone();
-            p.environment.clear(); // the supervisor never needs it, so it never sees it
-            items.push(ConfigItem::Program(Box::new(p)));
-        }
-        for event in config_events(&items, self.generation) {
+        let items = self.config_items(&self.config, None);
+        for event in config_events(&items, self.generation, None) {
             self.send(&event, &[]);
         }
+    }
+
+    /// What the supervisor is told of `config`: the server and socket sections, every program
+    /// without its environment (it never needs it, so it never sees it), and the plan if any.
+    fn config_items(&self, config: &Config, plan: Option<ReloadPlan>) -> Vec<ConfigItem> {
+        let mut items = vec![ConfigItem::Server {
+            server: Box::new(config.server.clone()),
+            socket: config.socket.clone(),
+            log_to_stderr: self.log_to_stderr,
+        }];
+        for p in &config.programs {
+            let mut p = p.clone();
+            p.environment.clear();
+            items.push(ConfigItem::Program(Box::new(p)));
+        }
+        items.extend(plan.map(ConfigItem::Plan));
+        items
+    }
+
+    /// Re-reads the config file (DESIGN §4: only the spawner reads it) and sends the supervisor
+    /// the new config and what changed, or the errors. Nothing runs differently until `Commit`.
+    fn reread(&mut self, token: u64) {
+        match config::load(&self.config.file, &config::Context::current()) {
+            Err(e) => {
+                say(&format!("config re-read failed; nothing changed:\n{e}"));
+                self.send(&Event::ConfigRejected { token, error: e.to_string() }, &[]);
+            }
+            Ok(new) => {
+                self.last_generation += 1;
+                let generation = self.last_generation;
+                let plan = config::diff(&self.config, &new);
+                let items = self.config_items(&new, Some(plan));
+                self.candidate = Some((generation, new));
+                for event in config_events(&items, generation, Some(token)) {
+                    self.send(&event, &[]);
+                }
+            }
+        }
+    }
+
+    /// Makes the re-read config current for `programs` (all when empty).
+    fn commit(&mut self, generation: u64, programs: &[String]) -> Result<(), String> {
+        let Some((cand_gen, candidate)) = self.candidate.as_ref() else {
+            return Err("commit without a re-read config".into());
+        };
+        if *cand_gen != generation {
+            return Err(format!("commit of generation {generation}, the re-read one is {cand_gen}"));
+        }
+        if programs.is_empty() {
+            let (server, socket) = (self.config.server.clone(), self.config.socket.clone());
+            let mut next = candidate.clone();
+            // server and socket take effect at restart; their environment reaches children now.
+            next.server = Server { environment: candidate.server.environment.clone(), ..server };
+            next.socket = socket;
+            self.config = next;
+        } else {
+            for name in programs {
+                self.config.programs.retain(|p| &p.name != name);
+                if let Some(p) = candidate.programs.iter().find(|p| &p.name == name) {
+                    self.config.programs.push(p.clone());
+                }
+            }
+            self.config.programs.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        self.generation = generation;
+        let owner = crate::setup::supervisor_user(&self.config).ok().flatten();
+        for problem in crate::setup::prepare_logs(&self.config, owner.as_ref()) {
+            say(&problem);
+        }
+        Ok(())
     }
 
     fn spawn(&mut self, token: u64, program: &str, instance: u32, generation: u64) {

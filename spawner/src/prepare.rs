@@ -173,6 +173,7 @@ pub fn prepare(
     base_env: &[(String, String)],
     as_root: bool,
 ) -> Result<(Prepared, ParentEnds), PrepareError> {
+    let p = &p.for_instance(instance);
     let (ident, user) = match (&p.user, as_root) {
         (Some(name), true) => {
             let (i, u) = identity(name)?;

@@ -116,12 +116,14 @@ pub fn prepare_logs(config: &Config, owner: Option<&User>) -> Vec<String> {
     ];
     for p in &config.programs {
         for stream in [Stream::Stdout, Stream::Stderr] {
-            if let LogTarget::File(f) = &p.stream(stream).target {
-                if stream == Stream::Stderr && p.redirect_stderr {
-                    continue;
+            if !matches!(p.stream(stream).target, LogTarget::File(_)) {
+                continue;
+            }
+            for instance in p.instances() {
+                if let Some(f) = p.log_file(stream, instance, &config.server.childlogdir) {
+                    steps.push(create_dir_for(f.parent().unwrap_or(Path::new("/")), owner));
+                    steps.push(create_file_for(&f, owner));
                 }
-                steps.push(create_dir_for(f.parent().unwrap_or(Path::new("/")), owner));
-                steps.push(create_file_for(f, owner));
             }
         }
     }

@@ -6,9 +6,10 @@
 
 use crate::event_loop::{client_key, Supervisor};
 use crate::registry::Target;
+use crate::reload::ReloadKind;
 use crate::state::{Event, ProcessState};
 use crate::sys::Source;
-use common::proto::control::{kind, ActionResult, AvailInfo, ProcessInfo, Reply, Request, MAX_LINE};
+use common::proto::control::{kind, ActionResult, ProcessInfo, Reply, Request, MAX_LINE};
 use common::proto::spawn::{ExitStatus, Request as SpawnRequest, SignalPurpose};
 use common::units::parse_signal;
 use serde_json::json;
@@ -34,6 +35,10 @@ pub enum Then {
     Start(Vec<Target>),
     /// End the daemon (shutdown).
     Exit,
+    /// Forget these processes (removed by a reload).
+    Forget(Vec<usize>),
+    /// Forget every process and start again from these programs (`reload`).
+    Rebuild(Vec<common::config::Program>),
 }
 
 /// A request whose reply waits for processes to settle.
@@ -205,7 +210,8 @@ impl Supervisor {
     fn handle(&mut self, client: u32, req: Request) {
         let id = req.id;
         self.log.log(common::config::raw::LogLevel::Debug, &format!("control: {} {:?}", req.action, req.names));
-        let targets = if req.names.is_empty() { Ok(Vec::new()) } else { self.registry.select(&req.names) };
+        let resolve = !req.names.is_empty() && req.action != "update";
+        let targets = if resolve { self.registry.select(&req.names) } else { Ok(Vec::new()) };
         let targets = match targets {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
@@ -219,11 +225,8 @@ impl Supervisor {
         }
         match req.action.as_str() {
             "status" => {
-                let slots: Vec<usize> = if req.names.is_empty() {
-                    (0..self.registry.procs.len()).collect()
-                } else {
-                    targets.iter().map(|t| t.0).collect()
-                };
+                let slots: Vec<usize> =
+                    if req.names.is_empty() { self.registry.ordered() } else { targets.iter().map(|t| t.0).collect() };
                 let infos: Vec<ProcessInfo> = slots.into_iter().map(|s| self.info(s)).collect();
                 self.reply(client, &Reply::ok(id, json!(infos)));
             }
@@ -239,34 +242,23 @@ impl Supervisor {
                 let pids: Vec<_> = targets
                     .iter()
                     .map(|(s, _)| {
-                        let p = &self.registry.procs[*s];
+                        let p = &self.registry.procs[s];
                         json!({ "name": p.name, "pid": p.m.pid.filter(|_| p.m.state.may_have_process()) })
                     })
                     .collect();
                 self.reply(client, &Reply::ok(id, json!(pids)));
             }
-            "avail" => {
-                let mut seen = Vec::new();
-                for p in &self.registry.procs {
-                    if !seen.iter().any(|a: &AvailInfo| a.name == p.program.name) {
-                        seen.push(AvailInfo {
-                            name: p.program.name.clone(),
-                            state: "in use".into(),
-                            autostart: p.program.autostart,
-                            priority: p.program.priority,
-                            numprocs: p.program.numprocs,
-                        });
-                    }
-                }
-                self.reply(client, &Reply::ok(id, json!(seen)));
-            }
+            "avail" => self.request_reload(ReloadKind::Avail, Some((client, id))),
+            "reread" => self.request_reload(ReloadKind::Reread, Some((client, id))),
+            "update" => self.request_reload(ReloadKind::Update(req.names.clone()), Some((client, id))),
+            "reload" => self.request_reload(ReloadKind::Reload, Some((client, id))),
             "shutdown" => {
                 self.reply(client, &Reply::ok(id, json!({ "message": "Shut down" })));
                 self.log.info(&format!("shutdown requested by control client {client}"));
                 self.begin_shutdown();
             }
             "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
-            "reread" | "update" | "reload" | "tail" | "maintail" | "clear" | "fg" | "attach" => self.reply(
+            "tail" | "maintail" | "clear" | "fg" | "attach" => self.reply(
                 client,
                 &Reply::err(id, kind::UNKNOWN_ACTION, format!("{} is not supported by this version yet", req.action)),
             ),
@@ -286,7 +278,7 @@ impl Supervisor {
         };
         let mut results = Vec::new();
         for &(slot, explicit) in targets {
-            let p = &self.registry.procs[slot];
+            let Some(p) = self.registry.get(slot) else { continue };
             match p.spawn_id.filter(|_| p.m.state.may_have_process()) {
                 Some(spawn_id) => {
                     results.push(result(&p.name, true, "signalled"));
@@ -301,7 +293,7 @@ impl Supervisor {
 
     /// One row of `status`.
     pub(crate) fn info(&self, slot: usize) -> ProcessInfo {
-        let p = &self.registry.procs[slot];
+        let p = &self.registry.procs[&slot];
         let alive = p.m.state.may_have_process();
         let pid = p.m.pid.filter(|_| alive);
         let uptime_s =
@@ -341,15 +333,15 @@ impl Supervisor {
     }
 
     fn start_job_with(&mut self, targets: &mut [Target], reply_to: Option<(u32, u64)>, mut results: Vec<ActionResult>) {
-        targets.sort_by_key(|(s, _)| (self.registry.procs[*s].program.priority, *s));
+        let prio = |s: usize| self.registry.get(s).map_or(0, |p| p.program.priority);
+        targets.sort_by_key(|(s, _)| (prio(*s), *s));
         let now = Instant::now();
         let mut pending = Vec::new();
         for &(slot, explicit) in targets.iter() {
+            let Some(name) = self.registry.get(slot).map(|p| p.name.clone()) else { continue };
             match self.apply(slot, Event::Start, now) {
                 Ok(()) => pending.push(slot),
-                Err(refusal) if explicit => {
-                    results.push(result(&self.registry.procs[slot].name, false, refusal.message()))
-                }
+                Err(refusal) if explicit => results.push(result(&name, false, refusal.message())),
                 Err(_) => {}
             }
         }
@@ -359,11 +351,12 @@ impl Supervisor {
 
     /// Stops `targets` in descending priority, one group at a time, then does `then`.
     pub(crate) fn stop_job(&mut self, mut targets: Vec<Target>, then: Then, reply_to: Option<(u32, u64)>) {
-        targets.sort_by_key(|(s, _)| (std::cmp::Reverse(self.registry.procs[*s].program.priority), *s));
+        let prio = |s: usize| self.registry.get(s).map_or(0, |p| p.program.priority);
+        targets.sort_by_key(|(s, _)| (std::cmp::Reverse(prio(*s)), *s));
         let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
         let mut last = None;
         for t in targets {
-            let prio = self.registry.procs[t.0].program.priority;
+            let prio = prio(t.0);
             match groups.back_mut() {
                 Some(g) if last == Some(prio) => g.push(t),
                 _ => groups.push_back(vec![t]),
@@ -375,8 +368,9 @@ impl Supervisor {
     }
 
     fn settled_stopped(&self, slot: usize) -> bool {
-        let p = &self.registry.procs[slot];
-        !p.m.state.may_have_process() && p.m.state != ProcessState::Backoff && p.spawn_id.is_none()
+        self.registry
+            .get(slot)
+            .is_none_or(|p| !p.m.state.may_have_process() && p.m.state != ProcessState::Backoff && p.spawn_id.is_none())
     }
 
     /// Advances every job until none can move; called after each loop iteration.
@@ -397,7 +391,7 @@ impl Supervisor {
             Job::Start { reply_to, mut pending, mut results } => {
                 let mut still = Vec::new();
                 for slot in pending.drain(..) {
-                    let p = &self.registry.procs[slot];
+                    let Some(p) = self.registry.get(slot) else { continue };
                     match p.m.state {
                         ProcessState::Starting => still.push(slot),
                         ProcessState::Running => results.push(result(&p.name, true, "started")),
@@ -419,7 +413,9 @@ impl Supervisor {
                     return Some(Job::Stop { reply_to, groups, current, results, then });
                 }
                 for slot in current.drain(..) {
-                    results.push(result(&self.registry.procs[slot].name, true, "stopped"));
+                    if let Some(p) = self.registry.get(slot) {
+                        results.push(result(&p.name, true, "stopped"));
+                    }
                 }
                 let Some(group) = groups.pop_front() else {
                     match then {
@@ -436,17 +432,38 @@ impl Supervisor {
                             self.start_job_with(&mut targets, reply_to, results);
                         }
                         Then::Exit => self.exit_code = Some(0),
+                        Then::Forget(slots) => {
+                            for slot in slots {
+                                self.registry.forget(slot);
+                            }
+                        }
+                        Then::Rebuild(programs) => {
+                            for slot in self.registry.ordered() {
+                                self.registry.forget(slot);
+                            }
+                            self.registry.programs.clear();
+                            let mut start = Vec::new();
+                            for p in programs {
+                                let autostart = p.autostart;
+                                let slots = self.registry.add_program(p);
+                                if autostart {
+                                    start.extend(slots.into_iter().map(|s| (s, false)));
+                                }
+                            }
+                            self.start_job(start, None);
+                        }
                     }
                     return None;
                 };
                 let now = Instant::now();
                 for (slot, explicit) in group {
-                    let stopping = self.registry.procs[slot].m.state == ProcessState::Stopping;
+                    let Some(p) = self.registry.get(slot) else { continue };
+                    let (stopping, name) = (p.m.state == ProcessState::Stopping, p.name.clone());
                     match self.apply(slot, Event::Stop, now) {
                         Ok(()) => current.push(slot),
                         Err(_) if stopping => current.push(slot),
-                        Err(refusal) if explicit && !matches!(then, Then::Start(_)) => {
-                            results.push(result(&self.registry.procs[slot].name, false, refusal.message()))
+                        Err(refusal) if explicit && matches!(then, Then::Reply) => {
+                            results.push(result(&name, false, refusal.message()))
                         }
                         Err(_) => {}
                     }

@@ -61,7 +61,8 @@ pub struct Supervisor {
     timers: BinaryHeap<Reverse<Timer>>,
     timer_seq: u64,
     pub(crate) log: MainLog,
-    generation: u64,
+    pub(crate) generation: u64,
+    pub(crate) reloads: crate::reload::Reloads,
     pub(crate) spawner_pid: i32,
     pub(crate) clients: HashMap<u32, Client>,
     pub(crate) next_client: u32,
@@ -95,7 +96,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         match link.recv::<SpawnEvent>().map_err(|e| format!("handshake: {e}"))?.0 {
             SpawnEvent::Hello { version: VERSION, spawner_pid: pid } => spawner_pid = pid,
             SpawnEvent::ConfigChunk { more, data } => asm.push(more, &data).map_err(|e| e.to_string())?,
-            SpawnEvent::ConfigEnd { generation } => break generation,
+            SpawnEvent::ConfigEnd { generation, .. } => break generation,
             other => return Err(format!("handshake: unexpected {other:?}")),
         }
     };
@@ -105,6 +106,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         match item {
             ConfigItem::Server { server: s, socket, log_to_stderr } => server = Some((*s, socket, log_to_stderr)),
             ConfigItem::Program(p) => programs.push(*p),
+            ConfigItem::Plan(_) => return Err("handshake: a reload plan in the initial config".into()),
         }
     }
     let (server, socket, to_stderr) = server.ok_or("handshake: no server section")?;
@@ -122,6 +124,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         timer_seq: 0,
         log,
         generation,
+        reloads: crate::reload::Reloads::default(),
         spawner_pid,
         clients: HashMap::new(),
         next_client: 0,
@@ -149,8 +152,11 @@ impl Supervisor {
             std::process::id(),
             self.socket.path.display()
         ));
-        let autostart: Vec<(usize, bool)> = (0..self.registry.procs.len())
-            .filter(|s| self.registry.procs[*s].program.autostart)
+        let autostart: Vec<(usize, bool)> = self
+            .registry
+            .ordered()
+            .into_iter()
+            .filter(|s| self.registry.procs[s].program.autostart)
             .map(|s| (s, false))
             .collect();
         self.start_job(autostart, None);
@@ -183,7 +189,7 @@ impl Supervisor {
                 break;
             }
             self.timers.pop();
-            if self.registry.procs.get(t.slot).is_some_and(|p| p.m.epoch == t.epoch) {
+            if self.registry.procs.get(&t.slot).is_some_and(|p| p.m.epoch == t.epoch) {
                 let _ = self.apply(t.slot, Event::Timer(t.kind), now);
             }
         }
@@ -204,7 +210,7 @@ impl Supervisor {
         match f.read(&mut self.buf) {
             Ok(0) => self.close_pipe(key),
             Ok(n) => {
-                let proc = &mut self.registry.procs[slot];
+                let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
                 let idx = usize::from(stream == Stream::Stderr);
                 if let Some(err) = proc.logs[idx].write(&self.buf[..n]) {
                     let name = proc.name.clone();
@@ -271,7 +277,9 @@ impl Supervisor {
                 self.registry.bind_spawn(slot, spawn_id);
                 let mut it = fds.into_iter();
                 if set.stdin {
-                    self.registry.procs[slot].stdin = it.next();
+                    if let Some(p) = self.registry.procs.get_mut(&slot) {
+                        p.stdin = it.next();
+                    }
                 }
                 for (present, stream) in [(set.stdout, Stream::Stdout), (set.stderr, Stream::Stderr)] {
                     if !present {
@@ -299,11 +307,19 @@ impl Supervisor {
                 let name = self
                     .registry
                     .slot_of_spawn(spawn_id)
-                    .map(|s| self.registry.procs[s].name.clone())
+                    .and_then(|s| self.registry.get(s))
+                    .map(|p| p.name.clone())
                     .unwrap_or_default();
                 self.log.warn(&format!("signal to '{name}' failed: {error}"));
             }
             SpawnEvent::DaemonSignal { signal } => self.on_daemon_signal(signal),
+            SpawnEvent::ConfigChunk { more, data } => {
+                if let Err(e) = self.reloads.assembler.push(more, &data) {
+                    self.log.error(&format!("config from the spawner: {e}"));
+                }
+            }
+            SpawnEvent::ConfigEnd { generation, token } => self.on_config_end(generation, token),
+            SpawnEvent::ConfigRejected { token, error } => self.on_config_rejected(token, error),
             other => self.log.error(&format!("unexpected message from the spawner: {other:?}")),
         }
     }
@@ -317,15 +333,16 @@ impl Supervisor {
             Ok(Signal::SIGUSR2) => {
                 self.log.info("received SIGUSR2 indicating log reopen request");
                 self.log.reopen();
-                for p in &mut self.registry.procs {
+                for p in self.registry.procs.values_mut() {
                     for l in &mut p.logs {
                         l.reopen();
                     }
                 }
             }
-            Ok(Signal::SIGHUP) => self
-                .log
-                .warn("received SIGHUP: reloading the config is not supported by this version yet; nothing changed"),
+            Ok(Signal::SIGHUP) => {
+                self.log.info("received SIGHUP indicating restart request: re-reading the config");
+                self.request_reload(crate::reload::ReloadKind::Hup, None);
+            }
             _ => self.log.warn(&format!("ignoring forwarded signal {}", signal_name(signal))),
         }
     }
@@ -335,10 +352,10 @@ impl Supervisor {
     /// # Errors
     /// The machine refused a user's start or stop.
     pub(crate) fn apply(&mut self, slot: usize, event: Event, now: Instant) -> Result<(), Refusal> {
-        let proc = &self.registry.procs[slot];
+        let Some(proc) = self.registry.procs.get(&slot) else { return Ok(()) };
         let program = Rc::clone(&proc.program);
         let (next, actions) = state::step(&proc.m, &program, event, now, !self.shutting_down)?;
-        let proc = &mut self.registry.procs[slot];
+        let Some(proc) = self.registry.procs.get_mut(&slot) else { return Ok(()) };
         if next.state != proc.m.state {
             proc.changed_at = SystemTime::now();
             self.jobs_dirty = true;
@@ -351,7 +368,7 @@ impl Supervisor {
     }
 
     fn act(&mut self, slot: usize, action: Action) {
-        let proc = &self.registry.procs[slot];
+        let Some(proc) = self.registry.procs.get(&slot) else { return };
         let name = proc.name.clone();
         match action {
             Action::Spawn => {
@@ -403,7 +420,7 @@ impl Supervisor {
             return;
         }
         self.shutting_down = true;
-        let all = (0..self.registry.procs.len()).map(|s| (s, false)).collect();
+        let all = self.registry.ordered().into_iter().map(|s| (s, false)).collect();
         self.stop_job(all, crate::control::Then::Exit, None);
     }
 }

@@ -11,6 +11,7 @@ pub mod control;
 pub mod event_loop;
 pub mod logs;
 pub mod registry;
+pub mod reload;
 pub mod state;
 
 #[allow(unsafe_code)] // the crate's one exception; each call has its SAFETY note.

@@ -4,9 +4,9 @@ use crate::logs::ChildLog;
 use crate::state::{Machine, ProcessState};
 use common::config::{Program, Stream};
 use common::names::Selector;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -30,11 +30,15 @@ pub struct Proc {
     pub changed_at: SystemTime,
 }
 
-/// Every process, in `status` order (program name, then instance).
+/// Every process and the programs they belong to.
 #[derive(Default)]
 pub struct Registry {
-    /// The processes; an index is a slot, stable for the daemon's life.
-    pub procs: Vec<Proc>,
+    /// The processes by slot; a slot is never reused, so a stale reference finds nothing.
+    pub procs: BTreeMap<usize, Proc>,
+    /// The current config of each program.
+    pub programs: BTreeMap<String, Rc<Program>>,
+    next_slot: usize,
+    childlogdir: PathBuf,
     by_spawn: HashMap<u64, usize>,
     by_token: HashMap<u64, usize>,
     next_token: u64,
@@ -47,28 +51,78 @@ pub type Target = (usize, bool);
 impl Registry {
     /// A registry of every instance of `programs`, all STOPPED.
     pub fn new(programs: Vec<Program>, childlogdir: &Path) -> Self {
-        let mut programs: Vec<Rc<Program>> = programs.into_iter().map(Rc::new).collect();
-        programs.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut procs = Vec::new();
+        let mut r = Registry { childlogdir: childlogdir.to_path_buf(), ..Registry::default() };
         for p in programs {
-            for instance in p.instances() {
-                let logs = [
-                    ChildLog::new(p.log_file(Stream::Stdout, instance, childlogdir)),
-                    ChildLog::new(p.log_file(Stream::Stderr, instance, childlogdir)),
-                ];
-                procs.push(Proc {
-                    name: p.process_name(instance).to_string(),
-                    program: Rc::clone(&p),
-                    instance,
-                    m: Machine::default(),
-                    spawn_id: None,
-                    stdin: None,
-                    logs,
-                    changed_at: SystemTime::now(),
-                });
+            r.add_program(p);
+        }
+        r
+    }
+
+    /// Adds a program and its instances (STOPPED); returns their slots.
+    pub fn add_program(&mut self, p: Program) -> Vec<usize> {
+        let p = Rc::new(p);
+        self.programs.insert(p.name.clone(), Rc::clone(&p));
+        p.instances().map(|i| self.add_instance(&p, i)).collect()
+    }
+
+    /// Adds one STOPPED instance of `p`; returns its slot.
+    pub fn add_instance(&mut self, p: &Rc<Program>, instance: u32) -> usize {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let proc = Proc {
+            name: p.process_name(instance).to_string(),
+            program: Rc::clone(p),
+            instance,
+            m: Machine::default(),
+            spawn_id: None,
+            stdin: None,
+            logs: [ChildLog::new(None), ChildLog::new(None)],
+            changed_at: SystemTime::now(),
+        };
+        self.procs.insert(slot, proc);
+        self.set_program(slot, Rc::clone(p));
+        slot
+    }
+
+    /// Gives a process a new config (same program name): its name and log paths follow.
+    pub fn set_program(&mut self, slot: usize, p: Rc<Program>) {
+        let dir = self.childlogdir.clone();
+        let Some(proc) = self.procs.get_mut(&slot) else { return };
+        proc.name = p.process_name(proc.instance).to_string();
+        for (idx, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+            let path = p.log_file(stream, proc.instance, &dir);
+            if proc.logs[idx].path != path {
+                proc.logs[idx] = ChildLog::new(path);
             }
         }
-        Registry { procs, ..Registry::default() }
+        proc.program = p;
+    }
+
+    /// Removes a process (it must have no live child).
+    pub fn forget(&mut self, slot: usize) {
+        self.procs.remove(&slot);
+        self.by_token.retain(|_, s| *s != slot);
+        self.by_spawn.retain(|_, s| *s != slot);
+    }
+
+    /// The process in a slot, if it still exists.
+    pub fn get(&self, slot: usize) -> Option<&Proc> {
+        self.procs.get(&slot)
+    }
+
+    /// Every slot in `status` order: program name, then instance.
+    pub fn ordered(&self) -> Vec<usize> {
+        let mut slots: Vec<usize> = self.procs.keys().copied().collect();
+        slots.sort_by(|a, b| {
+            let (pa, pb) = (&self.procs[a], &self.procs[b]);
+            (&pa.program.name, pa.instance).cmp(&(&pb.program.name, pb.instance))
+        });
+        slots
+    }
+
+    /// The slots of one program, by instance.
+    pub fn slots_of(&self, program: &str) -> Vec<usize> {
+        self.ordered().into_iter().filter(|s| self.procs[s].program.name == program).collect()
     }
 
     /// Resolves names (`all`, `web`, `web:*`, `web:1`) to slots, deduplicated, in `status`
@@ -81,7 +135,8 @@ impl Registry {
         for name in names {
             let sel = Selector::parse(name)?;
             let mut matched = false;
-            for (slot, p) in self.procs.iter().enumerate() {
+            for slot in self.ordered() {
+                let p = &self.procs[&slot];
                 let hit = match &sel {
                     Selector::All => Some(false),
                     Selector::Program(prog) if p.program.name == *prog => {
@@ -102,7 +157,8 @@ impl Registry {
                 return Err(format!("no such process: {name}"));
             }
         }
-        out.sort_by_key(|t| t.0);
+        let order = self.ordered();
+        out.sort_by_key(|t| order.iter().position(|s| *s == t.0));
         Ok(out)
     }
 
@@ -121,15 +177,18 @@ impl Registry {
     /// Records the live child of `slot`.
     pub fn bind_spawn(&mut self, slot: usize, spawn_id: u64) {
         self.by_spawn.insert(spawn_id, slot);
-        self.procs[slot].spawn_id = Some(spawn_id);
+        if let Some(p) = self.procs.get_mut(&slot) {
+            p.spawn_id = Some(spawn_id);
+        }
     }
 
     /// The slot whose child has this spawn id; forgets the id (the child was reaped).
     pub fn take_spawn(&mut self, spawn_id: u64) -> Option<usize> {
         let slot = self.by_spawn.remove(&spawn_id)?;
-        if self.procs[slot].spawn_id == Some(spawn_id) {
-            self.procs[slot].spawn_id = None;
-            self.procs[slot].stdin = None;
+        let proc = self.procs.get_mut(&slot)?;
+        if proc.spawn_id == Some(spawn_id) {
+            proc.spawn_id = None;
+            proc.stdin = None;
         }
         Some(slot)
     }
@@ -141,11 +200,11 @@ impl Registry {
 
     /// Whether any process may still have a live child or a spawn on its way.
     pub fn any_alive(&self) -> bool {
-        self.procs.iter().any(|p| p.m.state.may_have_process() || p.spawn_id.is_some())
+        self.procs.values().any(|p| p.m.state.may_have_process() || p.spawn_id.is_some())
     }
 
     /// Counts by state, for the log.
     pub fn count(&self, state: ProcessState) -> usize {
-        self.procs.iter().filter(|p| p.m.state == state).count()
+        self.procs.values().filter(|p| p.m.state == state).count()
     }
 }

@@ -116,6 +116,7 @@ pub struct Daemon {
     pub config: PathBuf,
     /// The control socket.
     pub socket: PathBuf,
+    server_extra: String,
     child: Option<Child>,
 }
 
@@ -136,12 +137,6 @@ impl Daemon {
     pub fn start_full(scratch: Scratch, server_extra: &str, yaml: &str) -> Daemon {
         let config = scratch.path("taskmaster.yaml");
         let socket = scratch.path("tm.sock");
-        let text = format!(
-            "server:\n  logfile: {}\n{server_extra}socket:\n  path: {}\n{yaml}",
-            scratch.path("taskmasterd.log").display(),
-            socket.display()
-        );
-        fs::write(&config, text).expect("write config");
         let mut cmd = Command::new(bin("taskmasterd"));
         cmd.arg("-c")
             .arg(&config)
@@ -149,8 +144,9 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::from(fs::File::create(scratch.path("stderr.txt")).expect("stderr file")))
             .process_group(0);
-        let child = cmd.spawn().expect("spawn taskmasterd");
-        let mut d = Daemon { scratch, config, socket, child: Some(child) };
+        let mut d = Daemon { scratch, config, socket, server_extra: server_extra.to_owned(), child: None };
+        d.rewrite(yaml);
+        d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
         let sock = d.socket.clone();
         let started = Instant::now();
         loop {
@@ -168,6 +164,20 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(10));
         }
         d
+    }
+
+    /// Replaces the config with `yaml` (after the generated `server:` and `socket:` sections),
+    /// atomically: a re-read never sees a half-written file.
+    pub fn rewrite(&self, yaml: &str) {
+        let text = format!(
+            "server:\n  logfile: {}\n{}socket:\n  path: {}\n{yaml}",
+            self.scratch.path("taskmasterd.log").display(),
+            self.server_extra,
+            self.socket.display()
+        );
+        let tmp = self.scratch.path("taskmaster.yaml.tmp");
+        fs::write(&tmp, text).expect("write config");
+        fs::rename(&tmp, &self.config).expect("rename config");
     }
 
     /// The spawner's pid (taskmasterd as started).

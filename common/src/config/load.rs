@@ -79,17 +79,137 @@ pub fn load(path: &Path, ctx: &Context) -> Result<Config, ConfigError> {
     load_str(&file, &text, ctx)
 }
 
-/// Validates config text as if read from `file` (absolute).
+/// Validates config text as if read from `file` (absolute), with the files it includes.
 ///
 /// # Errors
 /// As [`load`].
 pub fn load_str(file: &Path, text: &str, ctx: &Context) -> Result<Config, ConfigError> {
-    let raw: RawFile = if text.trim().is_empty() {
-        RawFile::default()
-    } else {
-        serde_yaml_ng::from_str(text).map_err(|e| yaml_error(file, &e))?
+    let (raw, mut errors) = parse_all(file, text);
+    let mut sources = Vec::new();
+    let here = file.parent().unwrap_or(Path::new("/"));
+    for pattern in raw.include.clone().unwrap_or_default() {
+        let full =
+            if Path::new(&pattern).is_absolute() { pattern.clone() } else { here.join(&pattern).display().to_string() };
+        let (line, column) = locate(text, &["include"]);
+        let paths = match glob::glob(&full) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(Located {
+                    file: file.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("include: bad glob '{pattern}': {e}"),
+                });
+                continue;
+            }
+        };
+        let mut matched: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p != file).collect();
+        matched.sort();
+        for path in matched {
+            match read(&path) {
+                Ok((f, t)) => {
+                    let (raw, errs) = parse_all(&f, &t);
+                    errors.extend(errs);
+                    sources.push(validate::Source { file: f, text: t, raw });
+                }
+                Err(e) => errors.extend(e.errors),
+            }
+        }
+    }
+    let main = validate::Source { file: file.to_path_buf(), text: text.to_owned(), raw };
+    sources.insert(0, main);
+    match validate::validate(sources, ctx) {
+        Ok(c) if errors.is_empty() => Ok(c),
+        Ok(_) => Err(ConfigError { errors }),
+        Err(e) => {
+            errors.extend(e.errors);
+            errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            errors.dedup();
+            Err(ConfigError { errors })
+        }
+    }
+}
+
+/// Parses a whole file. When that fails, parses each top-level section and each program on its
+/// own, so that one run reports every error it can find (`taskmasterd -t`), each at its line;
+/// the errors then come with what did parse, to be validated too.
+fn parse_all(file: &Path, text: &str) -> (RawFile, Vec<Located>) {
+    if text.trim().is_empty() {
+        return (RawFile::default(), Vec::new());
+    }
+    let first = match serde_yaml_ng::from_str::<RawFile>(text) {
+        Ok(raw) => return (raw, Vec::new()),
+        Err(e) => yaml_error(file, &e),
     };
-    validate::validate(raw, file, text, ctx)
+    let lines: Vec<&str> = text.lines().collect();
+    let mut errors = Vec::new();
+    let mut partial = RawFile::default();
+    for (start, end) in blocks(&lines, 0, lines.len(), 0) {
+        let is_programs = lines[start].trim_end().trim_end_matches(':').trim() == "programs"
+            && lines[start].trim_end().ends_with(':');
+        let children = if is_programs { child_blocks(&lines, start + 1, end) } else { Vec::new() };
+        if children.is_empty() {
+            let sub = lines[start..end].join("\n");
+            match serde_yaml_ng::from_str::<RawFile>(&sub) {
+                Ok(raw) => merge(&mut partial, raw),
+                Err(e) => errors.extend(shift(yaml_error(file, &e), start)),
+            }
+        } else {
+            for (cs, ce) in children {
+                let sub = format!("programs:\n{}", lines[cs..ce].join("\n"));
+                match serde_yaml_ng::from_str::<RawFile>(&sub) {
+                    Ok(raw) => merge(&mut partial, raw),
+                    Err(e) => errors.extend(shift(yaml_error(file, &e), cs - 1)),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        return (RawFile::default(), first.errors);
+    }
+    (partial, errors)
+}
+
+fn merge(into: &mut RawFile, from: RawFile) {
+    into.include = into.include.take().or(from.include);
+    into.server = into.server.take().or(from.server);
+    into.socket = into.socket.take().or(from.socket);
+    into.ctl = into.ctl.take().or(from.ctl);
+    if let Some(p) = from.programs {
+        into.programs.get_or_insert_with(Default::default).extend(p);
+    }
+}
+
+/// Moves errors of a sub-document whose first line is line `offset` (0-based) of the file.
+fn shift(e: ConfigError, offset: usize) -> Vec<Located> {
+    e.errors
+        .into_iter()
+        .map(|mut l| {
+            if l.line > 0 {
+                l.line += offset;
+            }
+            l
+        })
+        .collect()
+}
+
+fn indent_of(line: &str) -> Option<usize> {
+    let t = line.trim_start();
+    (!t.is_empty() && !t.starts_with('#')).then(|| line.len() - t.len())
+}
+
+/// Blocks of lines in `from..to` that start at indentation `indent`: `(start, end)` pairs.
+fn blocks(lines: &[&str], from: usize, to: usize, indent: usize) -> Vec<(usize, usize)> {
+    let starts: Vec<usize> = (from..to).filter(|&i| indent_of(lines[i]) == Some(indent)).collect();
+    starts.iter().enumerate().map(|(k, &s)| (s, starts.get(k + 1).copied().unwrap_or(to))).collect()
+}
+
+/// The entries of a mapping whose body is `from..to`, at the body's own indentation.
+fn child_blocks(lines: &[&str], from: usize, to: usize) -> Vec<(usize, usize)> {
+    match (from..to).find_map(|i| indent_of(lines[i])) {
+        Some(ind) if ind > 0 => blocks(lines, from, to, ind),
+        _ => Vec::new(),
+    }
 }
 
 /// What taskmasterctl needs from a config file: the socket and ctl sections, without checking
@@ -243,6 +363,40 @@ mod tests {
         assert_eq!(c.server.logfile, Path::new("/etc/taskmasterd.log"));
         assert_eq!(c.server.childlogdir, Path::new("/etc"));
         assert_eq!(c.socket.chmod, 0o700);
+    }
+
+    #[test]
+    fn every_error_is_reported_not_only_the_first() {
+        let e = check("programs:\n  a:\n    command: x\n    autorestar: true\n  b:\n    command: y\n    numprocs: many\n  c:\n    command: z\n    stopsignal: NOPE\n").unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(lines[0].starts_with("/etc/t.yaml:4:5: unknown key 'autorestar'"), "{e}");
+        assert!(lines[1].starts_with("/etc/t.yaml:7:"), "{e}");
+        assert!(lines[2].starts_with("/etc/t.yaml:10:5: programs.c.stopsignal"), "{e}");
+    }
+
+    #[test]
+    fn includes_join_programs_and_refuse_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+        std::fs::write(dir.path().join("conf.d/b.yaml"), "programs:\n  b:\n    command: y %(here)s\n").unwrap();
+        std::fs::write(dir.path().join("conf.d/a.yaml"), "programs:\n  a2:\n    command: x\n").unwrap();
+        let main = dir.path().join("main.yaml");
+        let c = load_str(&main, "include: [\"conf.d/*.yaml\"]\nprograms:\n  a:\n    command: x\n", &ctx()).unwrap();
+        let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "a2", "b"]);
+        assert_eq!(c.programs[2].command, ["y".to_owned(), dir.path().join("conf.d").display().to_string()]);
+        std::fs::write(dir.path().join("conf.d/c.yaml"), "programs:\n  a:\n    command: dup\n").unwrap();
+        let e = load_str(&main, "include: [\"conf.d/*.yaml\"]\nprograms:\n  a:\n    command: x\n", &ctx())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:2:3: program 'a' is defined twice: first at") && e.contains("main.yaml:3:3"), "{e}");
+    }
+
+    #[test]
+    fn undefined_variables_are_named() {
+        let e = check("programs:\n  a:\n    command: x %(ENV_NO_SUCH_TM_VAR)s\n").unwrap_err();
+        assert_eq!(e, "/etc/t.yaml:3:5: programs.a.command: undefined variable %(ENV_NO_SUCH_TM_VAR)s");
     }
 
     #[test]

@@ -208,6 +208,22 @@ impl Program {
         self.numprocs_start..self.numprocs_start.saturating_add(self.numprocs)
     }
 
+    /// This program as instance `instance` runs it: `%(process_num)d` expanded in the command,
+    /// directory, environment and log paths (supervisord's per-process expansion).
+    pub fn for_instance(&self, instance: u32) -> Program {
+        let x = |s: &str| super::expand::expand_instance(s, instance);
+        let mut p = self.clone();
+        p.command = p.command.iter().map(|a| x(a)).collect();
+        p.directory = p.directory.as_ref().map(|d| PathBuf::from(x(&d.to_string_lossy())));
+        p.environment = p.environment.iter().map(|(k, v)| (k.clone(), x(v))).collect();
+        for log in [&mut p.stdout, &mut p.stderr] {
+            if let LogTarget::File(f) = &log.target {
+                log.target = LogTarget::File(PathBuf::from(x(&f.to_string_lossy())));
+            }
+        }
+        p
+    }
+
     /// The process name of one instance.
     pub fn process_name(&self, instance: u32) -> ProcessName {
         ProcessName::new(&self.name, instance, self.numprocs)
@@ -223,7 +239,7 @@ impl Program {
         };
         match &log.target {
             LogTarget::None => None,
-            LogTarget::File(p) => Some(p.clone()),
+            LogTarget::File(p) => Some(PathBuf::from(super::expand::expand_instance(&p.to_string_lossy(), instance))),
             LogTarget::Auto => {
                 let name = self.process_name(instance).to_string().replace(':', "_");
                 Some(childlogdir.join(format!("{name}-{}.log", stream.as_str())))

@@ -1,6 +1,7 @@
 //! Raw file -> model: defaults, absolute paths, and the checks that span keys or need the system
 //! (users exist, root-only keys). Every error is located at the key it is about.
 
+use super::expand;
 use super::load::{locate, ConfigError, Located};
 use super::model::*;
 use super::raw::*;
@@ -83,24 +84,52 @@ fn user_exists(name: &str) -> bool {
     matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
 }
 
-/// Validates a parsed file. `file` must be absolute; `text` is its content, used to locate errors.
+/// One parsed file: the main config or an included one.
+pub struct Source {
+    /// Absolute path.
+    pub file: std::path::PathBuf,
+    /// Its text, to locate errors.
+    pub text: String,
+    /// What it says.
+    pub raw: RawFile,
+}
+
+/// Validates the main file (first) and the files it includes. Paths must be absolute.
 ///
 /// # Errors
 /// Every problem found, each located at file:line:col.
-pub fn validate(raw: RawFile, file: &Path, text: &str, ctx: &Context) -> Result<Config, ConfigError> {
+pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigError> {
+    let mut sources = sources.into_iter();
+    let Some(Source { file: main_file, text: main_text, raw }) = sources.next() else {
+        return Err(ConfigError { errors: Vec::new() });
+    };
+    let file = main_file.as_path();
     let here = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let mut c = Checker { file, text, errors: Vec::new() };
-
-    if raw.include.as_ref().is_some_and(|v| !v.is_empty()) {
-        c.error(&["include"], "include: is not supported by this version yet".into());
-    }
+    let here_s = here.display().to_string();
+    let mut c = Checker { file, text: &main_text, errors: Vec::new() };
 
     let rs = raw.server.unwrap_or_default();
-    let logfile = absolute(&here, rs.logfile.as_deref().unwrap_or("taskmasterd.log"));
+    let expand_at = |c: &mut Checker<'_>, key: &str, s: &str| match expand::expand_load(s, &here_s, None) {
+        Ok(v) => v,
+        Err(e) => {
+            c.error(&["server", key], format!("server.{key}: {e}"));
+            s.to_owned()
+        }
+    };
+    let logfile = absolute(&here, &expand_at(&mut c, "logfile", rs.logfile.as_deref().unwrap_or("taskmasterd.log")));
     let childlogdir = match &rs.childlogdir {
-        Some(d) => absolute(&here, d),
+        Some(d) => absolute(&here, &expand_at(&mut c, "childlogdir", d)),
         None => logfile.parent().unwrap_or(&here).to_path_buf(),
     };
+    let pidfile = absolute(&here, &expand_at(&mut c, "pidfile", rs.pidfile.as_deref().unwrap_or("taskmasterd.pid")));
+    let server_directory = rs.directory.as_deref().map(|d| absolute(&here, &expand_at(&mut c, "directory", d)));
+    let server_env: Vec<(String, String)> = env_list(rs.environment)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = expand_at(&mut c, "environment", &v);
+            (k, v)
+        })
+        .collect();
     let syslog = match rs.syslog {
         None | Some(RawSyslog::Enabled(false)) => None,
         Some(RawSyslog::Enabled(true)) => Some(("daemon".to_owned(), "taskmasterd".to_owned())),
@@ -126,11 +155,11 @@ pub fn validate(raw: RawFile, file: &Path, text: &str, ctx: &Context) -> Result<
         logfile_backups: rs.logfile_backups.unwrap_or(10),
         loglevel: c.value(&["server", "loglevel"], rs.loglevel, LogLevel::parse, LogLevel::Info),
         syslog,
-        pidfile: absolute(&here, rs.pidfile.as_deref().unwrap_or("taskmasterd.pid")),
+        pidfile,
         user: rs.user,
         umask: c.value(&["server", "umask"], rs.umask, units::parse_octal, 0o022),
-        directory: rs.directory.as_deref().map(|d| absolute(&here, d)),
-        environment: env_list(rs.environment),
+        directory: server_directory,
+        environment: server_env,
         daemon: rs.daemon.unwrap_or(false),
         minfds: rs.minfds.unwrap_or(1024),
         minprocs: rs.minprocs.unwrap_or(200),
@@ -140,14 +169,44 @@ pub fn validate(raw: RawFile, file: &Path, text: &str, ctx: &Context) -> Result<
     let socket = socket_config(raw.socket, &here, &mut c);
     let ctl = ctl_config(raw.ctl, &here);
 
-    let mut programs = Vec::new();
-    for (name, rp) in raw.programs.unwrap_or_default() {
-        if let Err(e) = check_program_name(&name) {
-            c.error(&["programs", &name], e);
-            continue;
+    let mut programs: Vec<Program> = Vec::new();
+    let mut origin: Vec<(String, std::path::PathBuf, usize, usize)> = Vec::new();
+    let mut add_programs = |c: &mut Checker<'_>, here: &Path, programs_raw: Option<BTreeMap<String, RawProgram>>| {
+        for (name, rp) in programs_raw.unwrap_or_default() {
+            let (line, col) = locate(c.text, &["programs", &name]);
+            if let Err(e) = check_program_name(&name) {
+                c.error(&["programs", &name], e);
+                continue;
+            }
+            if let Some((_, f, l, col0)) = origin.iter().find(|o| o.0 == name) {
+                let first = format!("{}:{l}:{col0}", f.display());
+                c.error(&["programs", &name], format!("program '{name}' is defined twice: first at {first}"));
+                continue;
+            }
+            origin.push((name.clone(), c.file.to_path_buf(), line, col));
+            programs.push(program(&name, rp, here, ctx, c));
         }
-        programs.push(program(&name, rp, &here, ctx, &mut c));
+    };
+    add_programs(&mut c, &here, raw.programs);
+    let mut errors = std::mem::take(&mut c.errors);
+    for inc in sources {
+        let inc_here = inc.file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let mut ic = Checker { file: &inc.file, text: &inc.text, errors: Vec::new() };
+        for (key, present) in [
+            ("include", inc.raw.include.is_some()),
+            ("server", inc.raw.server.is_some()),
+            ("socket", inc.raw.socket.is_some()),
+            ("ctl", inc.raw.ctl.is_some()),
+        ] {
+            if present {
+                ic.error(&[key], format!("'{key}' is not allowed in an included file: it may define only programs"));
+            }
+        }
+        add_programs(&mut ic, &inc_here, inc.raw.programs);
+        errors.extend(ic.errors);
     }
+    c.errors = errors;
+    programs.sort_by(|a, b| a.name.cmp(&b.name));
 
     if c.errors.is_empty() {
         Ok(Config { file: file.to_path_buf(), here, server, socket, ctl, programs })
@@ -232,8 +291,19 @@ impl ErrorSink for Ignore {
 
 fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Checker<'_>) -> Program {
     let at = |key: &'static str| ["programs", name, key];
+    let here_s = here.display().to_string();
+    let expand_at = |c: &mut Checker<'_>, key: &'static str, s: &str| match expand::expand_load(s, &here_s, Some(name))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            c.error(&at(key), format!("programs.{name}.{key}: {e}"));
+            s.to_owned()
+        }
+    };
     let command = match rp.command {
-        Some(Command(argv)) if !argv.is_empty() && !argv[0].is_empty() => argv,
+        Some(Command(argv)) if !argv.is_empty() && !argv[0].is_empty() => {
+            argv.iter().map(|a| expand_at(c, "command", a)).collect()
+        }
         Some(_) => {
             c.error(&at("command"), format!("programs.{name}.command: empty command"));
             Vec::new()
@@ -278,13 +348,24 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
             format!("programs.{name}: syslog output is not supported by this version yet"),
         );
     }
+    let directory = rp.directory.as_deref().map(|d| absolute(here, &expand_at(c, "directory", d)));
+    let environment: Vec<(String, String)> = env_list(rp.environment)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = expand_at(c, "environment", &v);
+            (k, v)
+        })
+        .collect();
     let mut stream =
         |target: Option<LogPath>, key: &'static str, maxbytes: Option<Scalar>, backups: Option<u32>, syslog: bool| {
             StreamLog {
                 target: match target.unwrap_or(LogPath::Auto) {
                     LogPath::Auto => LogTarget::Auto,
                     LogPath::None => LogTarget::None,
-                    LogPath::Path(p) => LogTarget::File(absolute(here, &p)),
+                    LogPath::Path(p) => {
+                        let path_key = if key.starts_with("stdout") { "stdout_logfile" } else { "stderr_logfile" };
+                        LogTarget::File(absolute(here, &expand_at(c, path_key, &p)))
+                    }
                 },
                 maxbytes: c.value(&at(key), maxbytes, units::parse_size, 50 << 20),
                 backups: backups.unwrap_or(10),
@@ -322,9 +403,9 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
         stopasgroup,
         killasgroup: stopasgroup || rp.killasgroup.unwrap_or(false),
         user: rp.user,
-        directory: rp.directory.as_deref().map(|d| absolute(here, d)),
+        directory,
         umask: rp.umask.is_some().then(|| c.value(&at("umask"), rp.umask, units::parse_octal, 0o022)),
-        environment: env_list(rp.environment),
+        environment,
         stdout,
         stderr,
         redirect_stderr: rp.redirect_stderr.unwrap_or(false),

@@ -59,6 +59,8 @@ pub mod kind {
     pub const UNKNOWN_ACTION: &str = "unknown_action";
     /// The action was tried and failed.
     pub const FAILED: &str = "failed";
+    /// The config file has errors; nothing changed (taskmasterctl exits 2).
+    pub const CONFIG_ERROR: &str = "config_error";
 }
 
 impl Reply {

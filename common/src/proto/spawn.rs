@@ -76,6 +76,20 @@ pub enum Request {
         /// Config generation the supervisor believes in; a stale one is refused.
         generation: u64,
     },
+    /// Re-read and validate the config file (the supervisor never reads it); answered by the
+    /// new config and its plan, or by `ConfigRejected`. Nothing changes until `Commit`.
+    Reread {
+        /// Echoed in the answer.
+        token: u64,
+    },
+    /// Make the last re-read config current for these programs (all when empty): later spawns
+    /// of them use it.
+    Commit {
+        /// The generation the re-read announced.
+        generation: u64,
+        /// Programs to take from it; empty: all of it.
+        programs: Vec<String>,
+    },
     /// Deliver a signal to a live child the spawner forked (DESIGN §1 rule 2).
     Signal {
         /// The child.
@@ -145,8 +159,17 @@ pub enum Event {
     },
     /// Every item of config generation `generation` has been sent.
     ConfigEnd {
-        /// The generation, incremented by each reload.
+        /// The generation, incremented by each re-read.
         generation: u64,
+        /// The `Reread` this answers; `None` for the config sent at start.
+        token: Option<u64>,
+    },
+    /// A re-read found errors; nothing changed.
+    ConfigRejected {
+        /// The `Reread` this answers.
+        token: u64,
+        /// Every error, one per line, each with file:line:col.
+        error: String,
     },
     /// A child was forked and exec'd; its stdio fds are attached as `fds` says.
     Spawned {
@@ -202,6 +225,8 @@ pub enum ConfigItem {
     },
     /// One program.
     Program(Box<Program>),
+    /// What changed since the current config (re-reads only).
+    Plan(crate::config::ReloadPlan),
 }
 
 /// A message type of the link.
@@ -230,10 +255,12 @@ impl Message for Request {
             Request::Hello { .. } => 1,
             Request::Spawn { .. } => 2,
             Request::Signal { .. } => 3,
+            Request::Reread { .. } => 4,
+            Request::Commit { .. } => 5,
         }
     }
     fn known_tag(tag: u16) -> bool {
-        (1..=3).contains(&tag)
+        (1..=5).contains(&tag)
     }
 }
 
@@ -250,10 +277,11 @@ impl Message for Event {
             Event::Exited { .. } => 106,
             Event::SignalFailed { .. } => 107,
             Event::DaemonSignal { .. } => 108,
+            Event::ConfigRejected { .. } => 109,
         }
     }
     fn known_tag(tag: u16) -> bool {
-        (101..=108).contains(&tag)
+        (101..=109).contains(&tag)
     }
     fn fd_count(&self) -> usize {
         match self {
@@ -383,7 +411,7 @@ impl AsFd for Link {
 
 /// Splits config items into `ConfigChunk` events of at most `MAX_MSG` bytes each, then the
 /// `ConfigEnd` marker.
-pub fn config_events(items: &[ConfigItem], generation: u64) -> Vec<Event> {
+pub fn config_events(items: &[ConfigItem], generation: u64, token: Option<u64>) -> Vec<Event> {
     let max = (MAX_MSG - HEADER - 1) / 4; // JSON encodes a byte of `data` in up to 4 bytes
     let mut out = Vec::new();
     for item in items {
@@ -393,7 +421,7 @@ pub fn config_events(items: &[ConfigItem], generation: u64) -> Vec<Event> {
             out.push(Event::ConfigChunk { more: chunks.peek().is_some(), data: chunk.to_vec() });
         }
     }
-    out.push(Event::ConfigEnd { generation });
+    out.push(Event::ConfigEnd { generation, token });
     out
 }
 
@@ -476,14 +504,14 @@ mod tests {
         .unwrap();
         let prog = server.programs.remove(0);
         let items = vec![ConfigItem::Program(Box::new(prog.clone()))];
-        let events = config_events(&items, 3);
+        let events = config_events(&items, 3, None);
         assert!(events.len() > 3);
         let mut asm = ConfigAssembler::default();
         for e in &events {
             let e: Event = decode(&encode(e).unwrap(), 0).unwrap();
             match e {
                 Event::ConfigChunk { more, data } => asm.push(more, &data).unwrap(),
-                Event::ConfigEnd { generation } => assert_eq!(generation, 3),
+                Event::ConfigEnd { generation, token } => assert_eq!((generation, token), (3, None)),
                 _ => unreachable!(),
             }
         }

@@ -6,6 +6,7 @@ mod config;
 mod ctl;
 mod lifecycle;
 mod privilege;
+mod reload;
 mod restart;
 mod stop;
 
