@@ -250,3 +250,33 @@ fn the_supervisor_never_reads_the_config_file() {
     assert_eq!((run.code, run.stdout.as_str()), (0, "db: added\n"), "{run:?}");
     d.wait_state("db", "RUNNING", SOON);
 }
+
+#[test]
+fn a_reload_during_starting_or_stopping_leaves_no_orphan_and_no_double_spawn() {
+    let d = Daemon::start(
+        "programs:\n  slow:\n    command: sleep 1000\n    startsecs: 30\n  \
+         stubborn:\n    command: /bin/sh -c 'trap \"\" TERM; while :; do sleep 0.1; done'\n    startsecs: 0\n    stopwaitsecs: 2\n",
+    );
+    d.wait_state("stubborn", "RUNNING", SOON);
+    assert_eq!(d.state("slow"), "STARTING");
+    // Put `stubborn` in STOPPING (it ignores SIGTERM for stopwaitsecs), from a second client.
+    let ctl = tests::bin("taskmasterctl");
+    let mut stopper = std::process::Command::new(ctl)
+        .arg("-s")
+        .arg(&d.socket)
+        .args(["stop", "stubborn"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    d.wait_state("stubborn", "STOPPING", SOON);
+    // Change `slow` (STARTING) and remove `stubborn` (STOPPING) at once.
+    d.rewrite("programs:\n  slow:\n    command: sleep 1001\n    startsecs: 0\n");
+    assert_eq!(d.ctl(&["update"]).code, 0);
+    assert!(stopper.wait().unwrap().success());
+    d.wait_state("slow", "RUNNING", SOON);
+    wait_until("stubborn forgotten", SOON, || d.status().len() == 1);
+    let pid = d.proc_pid("slow").unwrap();
+    assert!(cmdline(pid).contains("1001"));
+    wait_until("only the new slow process and the supervisor remain", SOON, || children_of(d.pid()).len() == 2);
+    assert_eq!(d.log().matches("spawned: 'slow'").count(), 2, "{}", d.log());
+}
