@@ -19,6 +19,13 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("restart", "restart NAME…|all", "Stop, then start processes."),
     ("signal", "signal SIG NAME…|all", "Send a signal (TERM, HUP, USR1, 9 …) to running processes."),
     ("pid", "pid [NAME…|all]", "Print the daemon's pid, or the pids of the named processes."),
+    (
+        "tail",
+        "tail [-f] [-BYTES] NAME [stdout|stderr]",
+        "Print the last bytes a process wrote (1600 by default); -f keeps following until Ctrl-C or Ctrl-D.",
+    ),
+    ("maintail", "maintail [-f] [-BYTES]", "Print the end of the daemon's main log; -f keeps following."),
+    ("clear", "clear NAME…|all", "Empty the log files of processes (they keep running)."),
     ("avail", "avail", "List the programs in the config file: in use, avail (not added yet) or removed."),
     ("reread", "reread", "Re-read the config file and show what changed, without applying it."),
     (
@@ -60,6 +67,21 @@ pub enum Action {
     },
     /// `pid [NAME…]`.
     Pid(Vec<String>),
+    /// `tail` / `maintail`.
+    Tail {
+        /// `maintail`.
+        main: bool,
+        /// `-f`.
+        follow: bool,
+        /// `-BYTES`.
+        bytes: u64,
+        /// The process (tail only).
+        name: Option<String>,
+        /// `stdout` or `stderr`.
+        stream: String,
+    },
+    /// `clear NAME…`.
+    Clear(Vec<String>),
     /// `avail`.
     Avail,
     /// `reread`, `update [NAME…]`, `reload`: answered by lines to print.
@@ -126,11 +148,34 @@ pub fn parse(words: &[String]) -> Result<Action, CtlError> {
         "version" => no_args(Action::Version),
         "help" => Ok(Action::Help(rest.first().cloned())),
         "quit" | "exit" => no_args(Action::Quit),
-        "tail" | "maintail" | "fg" | "clear" => {
-            Err(CtlError::Usage(format!("{verb}: not supported by this version yet")))
-        }
+        "tail" | "maintail" => parse_tail(verb == "maintail", &rest),
+        "clear" => Ok(Action::Clear(need_names(&rest)?)),
+        "fg" => Err(CtlError::Usage(format!("{verb}: not supported by this version yet"))),
         other => Err(CtlError::Usage(format!("unknown action '{other}'; try 'help'"))),
     }
+}
+
+fn parse_tail(main: bool, rest: &[String]) -> Result<Action, CtlError> {
+    let verb = if main { "maintail" } else { "tail" };
+    let bad = || CtlError::Usage(format!("usage: {}", usage(verb)));
+    let (mut follow, mut bytes, mut words) = (false, 1600, Vec::new());
+    for w in rest {
+        match w.strip_prefix('-') {
+            Some("f") => follow = true,
+            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                bytes = n.parse().map_err(|_| bad())?
+            }
+            Some(_) => return Err(bad()),
+            None => words.push(w.clone()),
+        }
+    }
+    let (name, stream) = match (main, words.as_slice()) {
+        (true, []) => (None, "stdout".to_owned()),
+        (false, [n]) => (Some(n.clone()), "stdout".to_owned()),
+        (false, [n, s]) if s == "stdout" || s == "stderr" => (Some(n.clone()), s.clone()),
+        _ => return Err(bad()),
+    };
+    Ok(Action::Tail { main, follow, bytes, name, stream })
 }
 
 /// The text of `help` or `help ACTION`.
@@ -193,6 +238,24 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             }
             Ok(Outcome::Ok)
         }
+        Action::Tail { main, follow, bytes, name, stream } => {
+            let mut args = Map::new();
+            args.insert("bytes".into(), json!(bytes));
+            args.insert("follow".into(), json!(follow));
+            args.insert("stream".into(), json!(stream));
+            let names: Vec<String> = name.iter().cloned().collect();
+            let data = client.call(if *main { "maintail" } else { "tail" }, &names, args)?;
+            write_b64(data.get("data").and_then(Value::as_str).unwrap_or_default())?;
+            if *follow {
+                let watch_stdin = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+                let end = client.follow(watch_stdin, write_b64)?;
+                if let Some(message) = end {
+                    eprintln!("taskmasterctl: {message}");
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Action::Clear(names) => results(client.call("clear", names, Map::new())?),
         Action::Avail => {
             let rows: Vec<AvailInfo> = decode(client.call("avail", &[], Map::new())?)?;
             crate::out!("{}", render::avail(&rows));
@@ -220,6 +283,19 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
         }
         Action::Quit => Ok(Outcome::Ok),
     }
+}
+
+/// Writes base64-encoded bytes to stdout as they are, and flushes.
+fn write_b64(data: &str) -> Result<(), CtlError> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| CtlError::Failed(format!("unreadable data from the daemon: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&bytes);
+    let _ = out.flush();
+    Ok(())
 }
 
 fn results(data: Value) -> Result<Outcome, CtlError> {

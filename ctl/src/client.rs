@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+/// What ended a followed stream.
+pub type StreamEnd = Option<String>;
+
 /// A connected client.
 pub struct Client {
     path: PathBuf,
@@ -74,6 +77,54 @@ impl Client {
                 kind::CONFIG_ERROR => CtlError::Config(err.message),
                 _ => CtlError::Failed(err.message),
             });
+        }
+    }
+
+    /// Follows the stream of the last request: calls `on_chunk` with each chunk's base64 data
+    /// until the daemon ends it (returns its message), the user types Ctrl-D on a terminal stdin
+    /// (`watch_stdin`; returns `None`), or the connection closes.
+    ///
+    /// # Errors
+    /// The daemon went away: [`CtlError::Unreachable`].
+    pub fn follow(
+        &mut self,
+        watch_stdin: bool,
+        mut on_chunk: impl FnMut(&str) -> Result<(), CtlError>,
+    ) -> Result<StreamEnd, CtlError> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let gone = || CtlError::Unreachable(format!("the daemon went away ({} closed)", self.path.display()));
+        loop {
+            if self.reader.buffer().is_empty() && watch_stdin {
+                let stdin = std::io::stdin();
+                let sock = self.writer.as_fd();
+                let mut fds = [PollFd::new(sock, PollFlags::POLLIN), PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+                if poll(&mut fds, PollTimeout::NONE).is_err() {
+                    continue;
+                }
+                if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                    let mut buf = [0u8; 256];
+                    match nix::unistd::read(std::io::stdin().as_fd(), &mut buf) {
+                        Ok(0) => return Ok(None), // Ctrl-D
+                        _ => continue,            // typed input is not for us
+                    }
+                }
+            }
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return Err(gone()),
+                Ok(_) => {}
+            }
+            let v: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| CtlError::Failed(format!("unreadable stream from the daemon: {e}")))?;
+            if v.get("end").and_then(serde_json::Value::as_bool) == Some(true) {
+                return Ok(Some(
+                    v.get("message").and_then(serde_json::Value::as_str).unwrap_or("stream ended").to_owned(),
+                ));
+            }
+            if let Some(data) = v.get("stream").and_then(|s| s.get("data")).and_then(serde_json::Value::as_str) {
+                on_chunk(data)?;
+            }
         }
     }
 }

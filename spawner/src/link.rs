@@ -123,6 +123,14 @@ impl Spawner {
             if signo == Signal::SIGCHLD as i32 {
                 self.reap();
             } else if self.link_open && self.state == LinkState::Ready {
+                if signo == Signal::SIGUSR2 as i32 {
+                    // An external logrotate renamed the files: create them again for the
+                    // supervisor's user, who may not write in their directories.
+                    let owner = crate::setup::supervisor_user(&self.config).ok().flatten();
+                    for problem in crate::setup::prepare_logs(&self.config, owner.as_ref()) {
+                        say(&problem);
+                    }
+                }
                 self.send(&Event::DaemonSignal { signal: signo }, &[]);
             } else if matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) {
                 // Not serving yet: nothing runs, so end the supervisor and leave.

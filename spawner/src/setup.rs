@@ -1,7 +1,7 @@
 //! What the spawner sets up before serving: the config path, fds 0-2, resource limits, log
 //! directories owned by the supervisor's user, and the control socket.
 
-use common::config::{Config, LogTarget, Stream};
+use common::config::{Config, Stream};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{chown, Gid, Group, Uid, User};
 use std::os::unix::fs::PermissionsExt;
@@ -116,9 +116,6 @@ pub fn prepare_logs(config: &Config, owner: Option<&User>) -> Vec<String> {
     ];
     for p in &config.programs {
         for stream in [Stream::Stdout, Stream::Stderr] {
-            if !matches!(p.stream(stream).target, LogTarget::File(_)) {
-                continue;
-            }
             for instance in p.instances() {
                 if let Some(f) = p.log_file(stream, instance, &config.server.childlogdir) {
                     steps.push(create_dir_for(f.parent().unwrap_or(Path::new("/")), owner));

@@ -9,6 +9,9 @@ use crate::registry::Target;
 use crate::reload::ReloadKind;
 use crate::state::{Event, ProcessState};
 use crate::sys::Source;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use common::config::Stream;
 use common::proto::control::{kind, ActionResult, ProcessInfo, Reply, Request, MAX_LINE};
 use common::proto::spawn::{ExitStatus, Request as SpawnRequest, SignalPurpose};
 use common::units::parse_signal;
@@ -25,6 +28,26 @@ pub const MAX_PENDING: usize = 8 << 20;
 pub struct Client {
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
+}
+
+/// What a `-f` client follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FollowSource {
+    /// The main log (`maintail -f`).
+    Main,
+    /// One stream of one process (`tail -f`).
+    Proc(usize, Stream),
+}
+
+/// A client following a stream: every new chunk goes to it as `{"id", "stream": {"data"}}`
+/// (base64), and `{"id", "end": true, "message"}` closes it.
+pub struct Follower {
+    /// The client.
+    pub client: u32,
+    /// Its request id.
+    pub id: u64,
+    /// What it follows.
+    pub source: FollowSource,
 }
 
 /// What a stop job does once every target has stopped.
@@ -123,6 +146,7 @@ impl Supervisor {
     }
 
     fn drop_client(&mut self, id: u32) {
+        self.followers.retain(|f| f.client != id);
         self.clients.remove(&id);
         drop(self.watcher.remove(client_key(id)));
     }
@@ -170,8 +194,12 @@ impl Supervisor {
     }
 
     pub(crate) fn reply(&mut self, id: u32, reply: &Reply) {
+        let line = serde_json::to_vec(reply).unwrap_or_default();
+        self.send_line(id, line);
+    }
+
+    fn send_line(&mut self, id: u32, mut line: Vec<u8>) {
         let Some(c) = self.clients.get_mut(&id) else { return };
-        let mut line = serde_json::to_vec(reply).unwrap_or_default();
         line.push(b'\n');
         if c.outbuf.len() + line.len() > MAX_PENDING {
             self.log.warn(&format!("dropping control client {id}: it does not read its replies"));
@@ -199,6 +227,97 @@ impl Supervisor {
         let _ = self.watcher.interest(client_key(id), true, pending);
     }
 
+    fn send_chunk(&mut self, source: FollowSource, data: &str) {
+        let targets: Vec<(u32, u64)> =
+            self.followers.iter().filter(|f| f.source == source).map(|f| (f.client, f.id)).collect();
+        for (client, id) in targets {
+            let line = serde_json::to_vec(&json!({ "id": id, "stream": { "data": data } })).unwrap_or_default();
+            self.send_line(client, line);
+        }
+    }
+
+    /// Sends the first `n` bytes of the read buffer to the followers of `source`.
+    pub(crate) fn feed_followers(&mut self, source: FollowSource, n: usize) {
+        let data = B64.encode(self.buf_slice(n));
+        self.send_chunk(source, &data);
+    }
+
+    /// Sends the main log lines written since the last call to `maintail -f` clients.
+    pub(crate) fn feed_main_followers(&mut self) {
+        let fresh = self.log.take_fresh();
+        if fresh.is_empty() || !self.followers.iter().any(|f| f.source == FollowSource::Main) {
+            return;
+        }
+        self.send_chunk(FollowSource::Main, &B64.encode(&fresh));
+    }
+
+    /// Ends, with `message`, every follow whose source matches.
+    pub(crate) fn end_followers(&mut self, matches: impl Fn(&FollowSource) -> bool, message: &str) {
+        let (ended, kept): (Vec<Follower>, Vec<Follower>) =
+            std::mem::take(&mut self.followers).into_iter().partition(|f| matches(&f.source));
+        self.followers = kept;
+        for f in ended {
+            let line = serde_json::to_vec(&json!({ "id": f.id, "end": true, "message": message })).unwrap_or_default();
+            self.send_line(f.client, line);
+        }
+    }
+
+    fn tail(&mut self, client: u32, req: &Request, targets: &[Target]) {
+        let id = req.id;
+        let bytes = req.args.get("bytes").and_then(serde_json::Value::as_u64).unwrap_or(1600) as usize;
+        let follow = req.args.get("follow").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let (data, source) = if req.action == "maintail" {
+            let recent = &self.log.recent;
+            let data = if recent.len() >= bytes { recent.last(bytes) } else { self.log.file().read_tail(bytes) };
+            (data, FollowSource::Main)
+        } else {
+            let [(slot, _)] = targets else {
+                return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, "tail needs exactly one process name"));
+            };
+            let stream = match req.args.get("stream").and_then(serde_json::Value::as_str).unwrap_or("stdout") {
+                "stdout" => Stream::Stdout,
+                "stderr" => Stream::Stderr,
+                other => {
+                    return self.reply(
+                        client,
+                        &Reply::err(id, kind::BAD_REQUEST, format!("unknown stream '{other}': stdout or stderr")),
+                    )
+                }
+            };
+            let p = &self.registry.procs[slot];
+            if stream == Stream::Stderr && p.program.redirect_stderr {
+                let msg = format!("{}: stderr is redirected to stdout (redirect_stderr)", p.name);
+                return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, msg));
+            }
+            (p.logs[usize::from(stream == Stream::Stderr)].tail(bytes), FollowSource::Proc(*slot, stream))
+        };
+        self.reply(client, &Reply::ok(id, json!({ "data": B64.encode(&data) })));
+        if follow {
+            self.followers.push(Follower { client, id, source });
+        }
+    }
+
+    fn clear(&mut self, client: u32, id: u64, targets: &[Target]) {
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for &(slot, _) in targets {
+            let Some(p) = self.registry.procs.get_mut(&slot) else { continue };
+            let mut ok = true;
+            for l in &mut p.logs {
+                l.recent.clear();
+                if let Some(Err(e)) = l.file.as_mut().map(|f| f.clear()) {
+                    ok = false;
+                    errors.push(format!("'{}': cannot clear its log: {e}", p.name));
+                }
+            }
+            results.push(result(&p.name, ok, if ok { "cleared" } else { "ERROR (cannot clear its log)" }));
+        }
+        for e in errors {
+            self.log.error(&e);
+        }
+        self.reply(client, &Reply::ok(id, json!(results)));
+    }
+
     /// Best effort before exit: one more write for every client with replies pending.
     pub(crate) fn flush_clients(&mut self) {
         let ids: Vec<u32> = self.clients.keys().copied().collect();
@@ -216,7 +335,7 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
-        let needs_names = matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal");
+        let needs_names = matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal" | "tail" | "clear");
         if needs_names && req.names.is_empty() {
             return self.reply(
                 client,
@@ -258,7 +377,9 @@ impl Supervisor {
                 self.begin_shutdown();
             }
             "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
-            "tail" | "maintail" | "clear" | "fg" | "attach" => self.reply(
+            "tail" | "maintail" => self.tail(client, &req, &targets),
+            "clear" => self.clear(client, id, &targets),
+            "fg" | "attach" => self.reply(
                 client,
                 &Reply::err(id, kind::UNKNOWN_ACTION, format!("{} is not supported by this version yet", req.action)),
             ),
@@ -307,10 +428,8 @@ impl Supervisor {
             (ProcessState::Fatal | ProcessState::Backoff, _) => p.m.spawnerr.clone().unwrap_or_else(|| quick.into()),
             _ => String::new(),
         };
-        for l in &p.logs {
-            if let Some(f) = &l.failure {
-                description.push_str(&format!(" (log: {f})"));
-            }
+        for f in p.logs.iter().filter_map(|l| l.failure()) {
+            description.push_str(&format!(" (log: {f})"));
         }
         ProcessInfo {
             name: p.name.clone(),
@@ -434,10 +553,18 @@ impl Supervisor {
                         Then::Exit => self.exit_code = Some(0),
                         Then::Forget(slots) => {
                             for slot in slots {
+                                self.end_followers(
+                                    |s| matches!(s, FollowSource::Proc(sl, _) if *sl == slot),
+                                    "the process was removed from the config",
+                                );
                                 self.registry.forget(slot);
                             }
                         }
                         Then::Rebuild(programs) => {
+                            self.end_followers(
+                                |s| matches!(s, FollowSource::Proc(..)),
+                                "taskmasterd reloaded its config",
+                            );
                             for slot in self.registry.ordered() {
                                 self.registry.forget(slot);
                             }

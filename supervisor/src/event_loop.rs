@@ -5,7 +5,7 @@
 use crate::control::{Client, Job};
 use crate::logs::MainLog;
 use crate::registry::Registry;
-use crate::state::{self, Action, Event, Note, Refusal, TimerKind};
+use crate::state::{self, Action, Event, Note, ProcessState, Refusal, TimerKind};
 use crate::sys::{adopt_fd, Source, Watcher};
 use common::config::raw::LogLevel;
 use common::config::{Program, SocketConfig, Stream};
@@ -73,6 +73,11 @@ pub struct Supervisor {
     pipes: HashMap<usize, (usize, Stream)>,
     buf: Vec<u8>,
     pub(crate) socket: SocketConfig,
+    pub(crate) server: common::config::model::Server,
+    /// `tail -f` and `maintail -f` clients.
+    pub(crate) followers: Vec<crate::control::Follower>,
+    program_syslog: Option<crate::logs::Syslog>,
+    program_syslog_failed: bool,
 }
 
 fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
@@ -116,7 +121,19 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
     let mut watcher = Watcher::new().map_err(|e| format!("epoll: {e}"))?;
     watcher.insert(KEY_LINK, Source::Link(link)).map_err(|e| e.to_string())?;
     watcher.insert(KEY_LISTENER, Source::Listener(listener)).map_err(|e| e.to_string())?;
-    let log = MainLog::open(server.logfile.clone(), server.loglevel, to_stderr);
+    let mut log = MainLog::open(
+        server.logfile.clone(),
+        server.logfile_maxbytes,
+        server.logfile_backups,
+        server.loglevel,
+        to_stderr,
+    );
+    if let Some(target) = &server.syslog {
+        match crate::logs::Syslog::connect(target) {
+            Ok(s) => log.set_syslog(s),
+            Err(e) => log.error(&format!("server.syslog: {e}; logging to the file only")),
+        }
+    }
     Ok(Supervisor {
         watcher,
         registry: Registry::new(programs, &server.childlogdir),
@@ -135,6 +152,10 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         pipes: HashMap::new(),
         buf: vec![0; READ_SIZE],
         socket,
+        server,
+        followers: Vec::new(),
+        program_syslog: None,
+        program_syslog_failed: false,
     })
 }
 
@@ -174,7 +195,10 @@ impl Supervisor {
             }
             self.fire_timers(Instant::now());
             self.progress_jobs();
+            self.feed_main_followers();
         }
+        self.feed_main_followers();
+        self.end_followers(|_| true, "taskmasterd is shutting down");
         self.flush_clients();
         let code = self.exit_code.unwrap_or(0);
         if code == 0 {
@@ -210,19 +234,37 @@ impl Supervisor {
         match f.read(&mut self.buf) {
             Ok(0) => self.close_pipe(key),
             Ok(n) => {
-                let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
                 let idx = usize::from(stream == Stream::Stderr);
-                if let Some(err) = proc.logs[idx].write(&self.buf[..n]) {
-                    let name = proc.name.clone();
+                let wants_syslog = self.registry.procs.get(&slot).is_some_and(|p| p.logs[idx].syslog);
+                if wants_syslog && self.program_syslog.is_none() && !self.program_syslog_failed {
+                    match crate::logs::Syslog::connect(&self.server.program_syslog) {
+                        Ok(s) => self.program_syslog = Some(s),
+                        Err(e) => {
+                            self.program_syslog_failed = true;
+                            self.log.error(&format!("stdout_syslog/stderr_syslog: {e}"));
+                        }
+                    }
+                }
+                let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
+                let name = proc.name.clone();
+                if let Some(err) = proc.logs[idx].write(&self.buf[..n], &name, self.program_syslog.as_mut()) {
                     self.log.error(&format!(
                         "'{name}' {}: {err}; its output is dropped until SIGUSR2 reopens the log",
                         stream.as_str()
                     ));
                 }
+                if !self.followers.is_empty() {
+                    self.feed_followers(crate::control::FollowSource::Proc(slot, stream), n);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => self.close_pipe(key),
         }
+    }
+
+    /// The first `n` bytes of the read buffer.
+    pub(crate) fn buf_slice(&self, n: usize) -> &[u8] {
+        &self.buf[..n]
     }
 
     fn close_pipe(&mut self, key: usize) {
@@ -334,7 +376,7 @@ impl Supervisor {
                 self.log.info("received SIGUSR2 indicating log reopen request");
                 self.log.reopen();
                 for p in self.registry.procs.values_mut() {
-                    for l in &mut p.logs {
+                    for l in p.logs.iter_mut().filter_map(|l| l.file.as_mut()) {
                         l.reopen();
                     }
                 }
@@ -356,11 +398,18 @@ impl Supervisor {
         let program = Rc::clone(&proc.program);
         let (next, actions) = state::step(&proc.m, &program, event, now, !self.shutting_down)?;
         let Some(proc) = self.registry.procs.get_mut(&slot) else { return Ok(()) };
+        let ended = next.state != proc.m.state
+            && matches!(next.state, ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal);
         if next.state != proc.m.state {
             proc.changed_at = SystemTime::now();
             self.jobs_dirty = true;
         }
+        let (name, state) = (proc.name.clone(), next.state);
         proc.m = next;
+        if ended && !self.followers.is_empty() {
+            let msg = format!("{name} is {}", state.as_str());
+            self.end_followers(|s| matches!(s, crate::control::FollowSource::Proc(sl, _) if *sl == slot), &msg);
+        }
         for action in actions {
             self.act(slot, action);
         }

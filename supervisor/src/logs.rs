@@ -1,15 +1,23 @@
 //! The main log and the child log files. Writes what it is given; decides nothing.
 //!
-//! A log file that cannot be opened or written is reported once at ERROR, and the output that
-//! would go there is dropped while its pipe keeps being drained, so a child never blocks on a
-//! full pipe because of a log problem.
+//! Files rotate at `maxbytes` into `.1` … `.N` (as supervisord's `logfile_maxbytes` and
+//! `logfile_backups`): a write is split exactly at the limit, the files are renamed, the rest
+//! goes to a fresh file, so no byte is lost, doubled or reordered. A file that cannot be opened
+//! or written is reported once at ERROR and its output is dropped while the pipe keeps being
+//! drained, so a child never blocks on a full pipe because of a log problem.
 
 use crate::sys::local_time;
 use common::config::raw::LogLevel;
+use common::config::SyslogTarget;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::SystemTime;
+
+/// Bytes of recent output kept in memory per stream, for `tail` (64 KiB).
+pub const TAIL_BYTES: usize = 64 * 1024;
 
 /// `2026-11-22 14:03:07,123`, local time, as supervisord stamps its log.
 pub fn timestamp(t: SystemTime) -> String {
@@ -17,31 +25,273 @@ pub fn timestamp(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02},{ms:03}")
 }
 
-/// The daemon's main log (DESIGN §5), also copied to stderr in the foreground.
-pub struct MainLog {
-    path: PathBuf,
+/// `path.N`.
+fn backup(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// A log file that rotates at `max_bytes` (0: never) keeping `backups` old files (0: truncate in
+/// place).
+#[derive(Debug)]
+pub struct RotatingFile {
+    /// The file.
+    pub path: PathBuf,
     file: Option<File>,
+    size: u64,
+    max_bytes: u64,
+    backups: u32,
+    /// Why the file cannot be written, once it failed (shown in `status`).
+    pub failure: Option<String>,
+}
+
+impl RotatingFile {
+    /// A file at `path`, opened on first write.
+    pub fn new(path: PathBuf, max_bytes: u64, backups: u32) -> Self {
+        RotatingFile { path, file: None, size: 0, max_bytes, backups, failure: None }
+    }
+
+    /// Appends all of `bytes`, rotating as often as the limit requires. Returns the error text the
+    /// first time writing fails (to be logged); later failures are silent until [`reopen`].
+    ///
+    /// [`reopen`]: RotatingFile::reopen
+    pub fn write(&mut self, mut bytes: &[u8]) -> Option<String> {
+        if self.failure.is_some() {
+            return None;
+        }
+        while !bytes.is_empty() {
+            if let Err(e) = self.ensure_open() {
+                return self.fail(format!("cannot open {}: {e}", self.path.display()));
+            }
+            if self.max_bytes > 0 && self.size >= self.max_bytes {
+                if let Err(e) = self.rotate() {
+                    let dir = self.path.parent().unwrap_or(Path::new("/")).display().to_string();
+                    return self.fail(format!(
+                        "cannot rotate {}: {e} (the supervisor's user needs write access to {dir})",
+                        self.path.display()
+                    ));
+                }
+                continue;
+            }
+            let room = if self.max_bytes > 0 { (self.max_bytes - self.size) as usize } else { bytes.len() };
+            let n = room.min(bytes.len());
+            let f = self.file.as_mut()?;
+            if let Err(e) = f.write_all(&bytes[..n]) {
+                return self.fail(format!("cannot write {}: {e}", self.path.display()));
+            }
+            self.size += n as u64;
+            bytes = &bytes[n..];
+        }
+        None
+    }
+
+    fn ensure_open(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            let f = OpenOptions::new().append(true).create(true).open(&self.path)?;
+            self.size = f.metadata()?.len();
+            self.file = Some(f);
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.backups == 0 {
+            if let Some(f) = &self.file {
+                f.set_len(0)?;
+            }
+            self.size = 0;
+            return Ok(());
+        }
+        self.file = None;
+        for n in (1..self.backups).rev() {
+            let from = backup(&self.path, n);
+            if from.exists() {
+                std::fs::rename(&from, backup(&self.path, n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, backup(&self.path, 1))?;
+        self.ensure_open()
+    }
+
+    fn fail(&mut self, msg: String) -> Option<String> {
+        self.file = None;
+        self.failure = Some(msg.clone());
+        Some(msg)
+    }
+
+    /// Closes the file so the next write reopens it by name (SIGUSR2), and forgets a failure.
+    pub fn reopen(&mut self) {
+        self.file = None;
+        self.failure = None;
+    }
+
+    /// Empties the file and removes its backups (`taskmasterctl clear`).
+    ///
+    /// # Errors
+    /// The file cannot be truncated.
+    pub fn clear(&mut self) -> io::Result<()> {
+        for n in 1..=self.backups.max(1) {
+            let _ = std::fs::remove_file(backup(&self.path, n));
+        }
+        self.file = None;
+        self.failure = None;
+        match OpenOptions::new().write(true).truncate(true).open(&self.path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The last `n` bytes written, read from the file and as many backups as needed.
+    pub fn read_tail(&self, n: usize) -> Vec<u8> {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut want = n;
+        for k in 0..=self.backups {
+            if want == 0 {
+                break;
+            }
+            let p = if k == 0 { self.path.clone() } else { backup(&self.path, k) };
+            let Ok(mut f) = File::open(&p) else { break };
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0) as usize;
+            let take = want.min(len);
+            let mut buf = vec![0; take];
+            if f.seek(SeekFrom::Start((len - take) as u64)).is_err() || f.read_exact(&mut buf).is_err() {
+                break;
+            }
+            want -= take;
+            parts.push(buf);
+        }
+        parts.into_iter().rev().flatten().collect()
+    }
+}
+
+/// The last bytes of a stream, in memory; allocated on first output.
+#[derive(Debug, Default)]
+pub struct Tail {
+    buf: VecDeque<u8>,
+}
+
+impl Tail {
+    /// Keeps the last [`TAIL_BYTES`] of everything pushed.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let bytes = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
+        let excess = (self.buf.len() + bytes.len()).saturating_sub(TAIL_BYTES);
+        self.buf.drain(..excess);
+        self.buf.extend(bytes);
+    }
+
+    /// The last `n` bytes held (fewer if fewer are held).
+    pub fn last(&self, n: usize) -> Vec<u8> {
+        self.buf.iter().skip(self.buf.len().saturating_sub(n)).copied().collect()
+    }
+
+    /// How many bytes are held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.buf = VecDeque::new();
+    }
+}
+
+/// A connection to the local syslog, through the `syslog` crate (RFC 3164 over a UNIX socket).
+pub struct Syslog {
+    logger: syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>,
+    failed: bool,
+}
+
+impl Syslog {
+    /// Connects to `target.socket`.
+    ///
+    /// # Errors
+    /// The socket cannot be reached: "cannot reach syslog at /dev/log: …".
+    pub fn connect(target: &SyslogTarget) -> Result<Self, String> {
+        let facility = syslog::Facility::from_str(&target.facility).unwrap_or(syslog::Facility::LOG_DAEMON);
+        let formatter =
+            syslog::Formatter3164 { facility, hostname: None, process: target.ident.clone(), pid: std::process::id() };
+        syslog::unix_custom(formatter, &target.socket)
+            .map(|logger| Syslog { logger, failed: false })
+            .map_err(|e| format!("cannot reach syslog at {}: {e}", target.socket.display()))
+    }
+
+    /// Sends one message tagged `tag` (None: the configured ident) at `level`. Returns the error
+    /// text the first time sending fails.
+    pub fn send(&mut self, level: LogLevel, tag: Option<&str>, msg: &str) -> Option<String> {
+        let ident = std::mem::take(&mut self.logger.formatter.process);
+        if let Some(t) = tag {
+            self.logger.formatter.process = t.to_owned();
+        } else {
+            self.logger.formatter.process = ident.clone();
+        }
+        let r = match level {
+            LogLevel::Debug => self.logger.debug(msg),
+            LogLevel::Info => self.logger.info(msg),
+            LogLevel::Warn => self.logger.warning(msg),
+            LogLevel::Error => self.logger.err(msg),
+            LogLevel::Critical => self.logger.crit(msg),
+        };
+        self.logger.formatter.process = ident;
+        match r {
+            Ok(()) => {
+                self.failed = false;
+                None
+            }
+            Err(e) if !self.failed => {
+                self.failed = true;
+                Some(format!("syslog: {e}"))
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// The daemon's main log (DESIGN §5), also copied to stderr in the foreground and to syslog
+/// when configured. Lines logged since the last [`MainLog::take_fresh`] are kept for
+/// `maintail -f`.
+pub struct MainLog {
+    file: RotatingFile,
     level: LogLevel,
     to_stderr: bool,
+    /// Recent lines, for `maintail`.
+    pub recent: Tail,
+    fresh: Vec<u8>,
+    syslog: Option<Syslog>,
 }
 
 impl MainLog {
-    /// Opens `path` for appending; a failure is reported on stderr and the log continues there.
-    pub fn open(path: PathBuf, level: LogLevel, to_stderr: bool) -> Self {
-        let mut log = MainLog { path, file: None, level, to_stderr };
-        log.reopen();
-        log
+    /// The main log at `path`, rotating at `max_bytes` with `backups` kept.
+    pub fn open(path: PathBuf, max_bytes: u64, backups: u32, level: LogLevel, to_stderr: bool) -> Self {
+        MainLog {
+            file: RotatingFile::new(path, max_bytes, backups),
+            level,
+            to_stderr,
+            recent: Tail::default(),
+            fresh: Vec::new(),
+            syslog: None,
+        }
+    }
+
+    /// Also sends every line to syslog.
+    pub fn set_syslog(&mut self, s: Syslog) {
+        self.syslog = Some(s);
     }
 
     /// Closes and reopens the file (SIGUSR2, for an external logrotate).
     pub fn reopen(&mut self) {
-        self.file = match OpenOptions::new().append(true).create(true).open(&self.path) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                eprintln!("taskmasterd: cannot open main log {}: {e}", self.path.display());
-                None
-            }
-        };
+        self.file.reopen();
+    }
+
+    /// The main log file.
+    pub fn file(&self) -> &RotatingFile {
+        &self.file
     }
 
     /// Writes one line at `level` if the configured level lets it through.
@@ -50,15 +300,22 @@ impl MainLog {
             return;
         }
         let line = format!("{} {} {msg}\n", timestamp(SystemTime::now()), level.as_str());
-        if let Some(f) = &mut self.file {
-            if let Err(e) = f.write_all(line.as_bytes()) {
-                eprintln!("taskmasterd: cannot write main log {}: {e}", self.path.display());
-                self.file = None;
-            }
+        if let Some(err) = self.file.write(line.as_bytes()) {
+            eprintln!("taskmasterd: main log: {err}");
         }
         if self.to_stderr {
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            let _ = io::stderr().write_all(line.as_bytes());
         }
+        if let Some(err) = self.syslog.as_mut().and_then(|s| s.send(level, None, msg)) {
+            eprintln!("taskmasterd: main log: {err}");
+        }
+        self.recent.push(line.as_bytes());
+        self.fresh.extend_from_slice(line.as_bytes());
+    }
+
+    /// Lines written since the last call.
+    pub fn take_fresh(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.fresh)
     }
 
     /// `log(Info, …)`.
@@ -77,53 +334,123 @@ impl MainLog {
     }
 }
 
-/// One stream's log file of one process, opened on first output.
-#[derive(Debug, Default)]
+/// What a [`ChildLog`] was made from: path, maxbytes, backups, syslog.
+pub type ChildLogSettings = (Option<PathBuf>, u64, u32, bool);
+
+/// One stream of one process: its file (if any), its recent bytes, and its syslog lines.
+#[derive(Default)]
 pub struct ChildLog {
+    /// What it was made from; a reload that changes it makes a new one.
+    pub settings: ChildLogSettings,
     /// The file; `None` when the stream is discarded or redirected.
-    pub path: Option<PathBuf>,
-    file: Option<File>,
-    /// Why the file cannot be written, once it failed (shown in `status`).
-    pub failure: Option<String>,
+    pub file: Option<RotatingFile>,
+    /// Recent bytes, for `tail`.
+    pub recent: Tail,
+    /// Send complete lines to syslog.
+    pub syslog: bool,
+    partial: Vec<u8>,
 }
 
 impl ChildLog {
-    /// A log writing to `path`.
-    pub fn new(path: Option<PathBuf>) -> Self {
-        ChildLog { path, file: None, failure: None }
+    /// A stream logged to `path` (rotating as given), or only kept in memory when `None`.
+    pub fn new(settings: ChildLogSettings) -> Self {
+        let (path, max_bytes, backups, syslog) = settings.clone();
+        ChildLog {
+            settings,
+            file: path.map(|p| RotatingFile::new(p, max_bytes, backups)),
+            recent: Tail::default(),
+            syslog,
+            partial: Vec::new(),
+        }
     }
 
-    /// Appends `bytes`. Returns the error text the first time writing fails (to be logged).
-    pub fn write(&mut self, bytes: &[u8]) -> Option<String> {
-        let path = self.path.as_ref()?;
-        if self.failure.is_some() {
-            return None;
-        }
-        if self.file.is_none() {
-            match OpenOptions::new().append(true).create(true).open(path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) => return self.fail(format!("cannot open {}: {e}", path.display())),
+    /// The file path, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|f| f.path.as_path())
+    }
+
+    /// Why the file cannot be written, if it failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.file.as_ref().and_then(|f| f.failure.as_deref())
+    }
+
+    /// Records output: file, memory, and (when enabled) complete lines to `syslog`. Returns an
+    /// error text to log, the first time the file fails.
+    pub fn write(&mut self, bytes: &[u8], tag: &str, syslog: Option<&mut Syslog>) -> Option<String> {
+        self.recent.push(bytes);
+        if let (true, Some(s)) = (self.syslog, syslog) {
+            self.partial.extend_from_slice(bytes);
+            while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=i).collect();
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+                if let Some(e) = s.send(LogLevel::Info, Some(tag), &text) {
+                    return Some(e);
+                }
+            }
+            if self.partial.len() > 8192 {
+                let text = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                s.send(LogLevel::Info, Some(tag), &text);
             }
         }
-        let f = self.file.as_mut()?;
-        match f.write_all(bytes) {
-            Ok(()) => None,
-            Err(e) => {
-                let msg = format!("cannot write {}: {e}", path.display());
-                self.fail(msg)
+        self.file.as_mut().and_then(|f| f.write(bytes))
+    }
+
+    /// The last `n` bytes: from memory when it holds them, else from the files.
+    pub fn tail(&self, n: usize) -> Vec<u8> {
+        match &self.file {
+            Some(f) if self.recent.len() < n && f.failure.is_none() => {
+                let from_files = f.read_tail(n);
+                if from_files.len() >= self.recent.len() {
+                    from_files
+                } else {
+                    self.recent.last(n)
+                }
             }
+            _ => self.recent.last(n),
         }
     }
+}
 
-    fn fail(&mut self, msg: String) -> Option<String> {
-        self.file = None;
-        self.failure = Some(msg.clone());
-        Some(msg)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_splits_at_the_limit_and_keeps_n_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let mut f = RotatingFile::new(path.clone(), 10, 2);
+        assert_eq!(f.write(b"0123456789abcdefghij0123"), None);
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123");
+        assert_eq!(std::fs::read(backup(&path, 1)).unwrap(), b"abcdefghij");
+        assert_eq!(std::fs::read(backup(&path, 2)).unwrap(), b"0123456789");
+        f.write(b"456789XYZ");
+        assert!(!backup(&path, 3).exists(), "backups beyond N are not kept");
+        assert_eq!(std::fs::read(&path).unwrap(), b"XYZ");
+        assert_eq!(f.read_tail(13), b"0123456789XYZ");
     }
 
-    /// Closes the file so the next write reopens it (SIGUSR2), and forgets a past failure.
-    pub fn reopen(&mut self) {
-        self.file = None;
-        self.failure = None;
+    #[test]
+    fn zero_backups_truncate_in_place_and_zero_maxbytes_never_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut f = RotatingFile::new(path.clone(), 4, 0);
+        f.write(b"abcdef");
+        assert_eq!(std::fs::read(&path).unwrap(), b"ef");
+        assert!(!backup(&path, 1).exists());
+        let p2 = dir.path().join("b.log");
+        let mut g = RotatingFile::new(p2.clone(), 0, 3);
+        g.write(&[b'x'; 10_000]);
+        assert_eq!(std::fs::metadata(&p2).unwrap().len(), 10_000);
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_bytes() {
+        let mut t = Tail::default();
+        t.push(&vec![b'a'; TAIL_BYTES]);
+        t.push(b"xyz");
+        assert_eq!(t.len(), TAIL_BYTES);
+        assert_eq!(t.last(4), b"axyz");
     }
 }

@@ -76,7 +76,7 @@ impl Registry {
             m: Machine::default(),
             spawn_id: None,
             stdin: None,
-            logs: [ChildLog::new(None), ChildLog::new(None)],
+            logs: [ChildLog::default(), ChildLog::default()],
             changed_at: SystemTime::now(),
         };
         self.procs.insert(slot, proc);
@@ -90,9 +90,10 @@ impl Registry {
         let Some(proc) = self.procs.get_mut(&slot) else { return };
         proc.name = p.process_name(proc.instance).to_string();
         for (idx, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            let path = p.log_file(stream, proc.instance, &dir);
-            if proc.logs[idx].path != path {
-                proc.logs[idx] = ChildLog::new(path);
+            let s = p.stream(stream);
+            let settings = (p.log_file(stream, proc.instance, &dir), s.maxbytes, s.backups, s.syslog);
+            if proc.logs[idx].settings != settings {
+                proc.logs[idx] = ChildLog::new(settings);
             }
         }
         proc.program = p;

@@ -171,7 +171,7 @@ impl Daemon {
     pub fn rewrite(&self, yaml: &str) {
         let text = format!(
             "server:\n  logfile: {}\n{}socket:\n  path: {}\n{yaml}",
-            self.scratch.path("taskmasterd.log").display(),
+            self.log_path("taskmasterd.log").display(),
             self.server_extra,
             self.socket.display()
         );
@@ -190,9 +190,15 @@ impl Daemon {
         fs::read_to_string(self.scratch.path("stderr.txt")).unwrap_or_default()
     }
 
+    /// A file in the log directory (`log/` of the scratch directory, created by taskmasterd for
+    /// the supervisor's user): the main log and the AUTO child logs.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.scratch.path("log").join(name)
+    }
+
     /// The main log so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.scratch.path("taskmasterd.log")).unwrap_or_default()
+        fs::read_to_string(self.log_path("taskmasterd.log")).unwrap_or_default()
     }
 
     /// Runs taskmasterctl with these arguments against this daemon.
@@ -218,9 +224,13 @@ impl Daemon {
         self.status().into_iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no process {name} in status"))
     }
 
-    /// The state of one process.
+    /// The state of one process; empty when it is not (or not yet) in `status`.
     pub fn state(&self, name: &str) -> String {
-        self.row(name)["state"].as_str().unwrap_or_default().to_owned()
+        self.status()
+            .into_iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["state"].as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The pid of one process, if it has one.

@@ -33,8 +33,11 @@ pub struct Server {
     pub logfile_backups: u32,
     /// Lowest level written (default info).
     pub loglevel: LogLevel,
-    /// Syslog target of the main log, if any: (facility, ident).
-    pub syslog: Option<(String, String)>,
+    /// Syslog target of the main log, if any.
+    pub syslog: Option<SyslogTarget>,
+    /// Where program lines go when a program sets `stdout_syslog`/`stderr_syslog`: the same
+    /// facility and socket as `syslog`, or the defaults.
+    pub program_syslog: SyslogTarget,
     /// Pid file (default `taskmasterd.pid` beside the config).
     pub pidfile: PathBuf,
     /// User the supervisor runs as when started as root (default `taskmaster`, else `nobody`).
@@ -53,6 +56,23 @@ pub struct Server {
     pub minprocs: u64,
     /// Directory of `AUTO` child logs (default: the main log's directory).
     pub childlogdir: PathBuf,
+}
+
+/// A local syslog destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyslogTarget {
+    /// Facility name (`daemon`, `local0` …).
+    pub facility: String,
+    /// Tag of the main log's lines (program lines are tagged with the process name).
+    pub ident: String,
+    /// The syslog daemon's socket (default `/dev/log`).
+    pub socket: PathBuf,
+}
+
+impl Default for SyslogTarget {
+    fn default() -> Self {
+        SyslogTarget { facility: "daemon".into(), ident: "taskmasterd".into(), socket: PathBuf::from("/dev/log") }
+    }
 }
 
 /// `socket:` with defaults applied.

@@ -71,12 +71,15 @@ pub struct RawServer {
 pub enum RawSyslog {
     /// `syslog: true`.
     Enabled(bool),
-    /// `syslog: {facility: daemon, ident: taskmasterd}`.
+    /// `syslog: {facility: daemon, ident: taskmasterd, socket: /dev/log}`.
     Detailed {
         /// Syslog facility name, `daemon` by default.
         facility: Option<String>,
         /// Syslog ident, `taskmasterd` by default.
         ident: Option<String>,
+        /// The local syslog socket, `/dev/log` by default (a taskmaster addition, for hosts
+        /// and tests whose syslog listens elsewhere).
+        socket: Option<String>,
     },
 }
 

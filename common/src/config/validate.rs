@@ -130,16 +130,29 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
             (k, v)
         })
         .collect();
+    const FACILITIES: [&str; 20] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "local0",
+        "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+    ];
     let syslog = match rs.syslog {
         None | Some(RawSyslog::Enabled(false)) => None,
-        Some(RawSyslog::Enabled(true)) => Some(("daemon".to_owned(), "taskmasterd".to_owned())),
-        Some(RawSyslog::Detailed { facility, ident }) => {
-            Some((facility.unwrap_or_else(|| "daemon".into()), ident.unwrap_or_else(|| "taskmasterd".into())))
+        Some(RawSyslog::Enabled(true)) => Some(SyslogTarget::default()),
+        Some(RawSyslog::Detailed { facility, ident, socket }) => {
+            let d = SyslogTarget::default();
+            let facility = facility.unwrap_or(d.facility).to_ascii_lowercase();
+            if !FACILITIES.contains(&facility.trim_start_matches("log_")) {
+                c.error(
+                    &["server", "syslog", "facility"],
+                    format!("server.syslog.facility: unknown facility '{facility}'"),
+                );
+            }
+            Some(SyslogTarget {
+                facility,
+                ident: ident.unwrap_or(d.ident),
+                socket: socket.map_or(d.socket, |s| absolute(&here, &s)),
+            })
         }
     };
-    if syslog.is_some() {
-        c.error(&["server", "syslog"], "syslog is not supported by this version yet".into());
-    }
     if let Some(u) = &rs.user {
         if !ctx.is_root {
             if ctx.current_user.as_deref() != Some(u) {
@@ -154,6 +167,7 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
         logfile_maxbytes: c.value(&["server", "logfile_maxbytes"], rs.logfile_maxbytes, units::parse_size, 50 << 20),
         logfile_backups: rs.logfile_backups.unwrap_or(10),
         loglevel: c.value(&["server", "loglevel"], rs.loglevel, LogLevel::parse, LogLevel::Info),
+        program_syslog: syslog.clone().unwrap_or_default(),
         syslog,
         pidfile,
         user: rs.user,
@@ -342,12 +356,6 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
         c.error(&at("capabilities"), format!("programs.{name}.capabilities: not supported by this version yet"));
     }
     let (stdout_syslog, stderr_syslog) = (rp.stdout_syslog.unwrap_or(false), rp.stderr_syslog.unwrap_or(false));
-    if stdout_syslog || stderr_syslog {
-        c.error(
-            &at(if stdout_syslog { "stdout_syslog" } else { "stderr_syslog" }),
-            format!("programs.{name}: syslog output is not supported by this version yet"),
-        );
-    }
     let directory = rp.directory.as_deref().map(|d| absolute(here, &expand_at(c, "directory", d)));
     let environment: Vec<(String, String)> = env_list(rp.environment)
         .into_iter()

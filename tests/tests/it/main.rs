@@ -5,6 +5,7 @@ mod child_env;
 mod config;
 mod ctl;
 mod lifecycle;
+mod logs;
 mod privilege;
 mod reload;
 mod restart;
