@@ -26,6 +26,11 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ),
     ("maintail", "maintail [-f] [-BYTES]", "Print the end of the daemon's main log; -f keeps following."),
     ("clear", "clear NAME…|all", "Empty the log files of processes (they keep running)."),
+    (
+        "fg",
+        "fg [--detach-keys KEYS] NAME",
+        "Attach this terminal to a program (raw mode on a pty program); Ctrl-] detaches and leaves it running.",
+    ),
     ("avail", "avail", "List the programs in the config file: in use, avail (not added yet) or removed."),
     ("reread", "reread", "Re-read the config file and show what changed, without applying it."),
     (
@@ -82,6 +87,13 @@ pub enum Action {
     },
     /// `clear NAME…`.
     Clear(Vec<String>),
+    /// `fg [--detach-keys KEYS] NAME`.
+    Fg {
+        /// The process.
+        name: String,
+        /// The detach sequence.
+        keys: Vec<u8>,
+    },
     /// `avail`.
     Avail,
     /// `reread`, `update [NAME…]`, `reload`: answered by lines to print.
@@ -150,9 +162,28 @@ pub fn parse(words: &[String]) -> Result<Action, CtlError> {
         "quit" | "exit" => no_args(Action::Quit),
         "tail" | "maintail" => parse_tail(verb == "maintail", &rest),
         "clear" => Ok(Action::Clear(need_names(&rest)?)),
-        "fg" => Err(CtlError::Usage(format!("{verb}: not supported by this version yet"))),
+        "fg" => parse_fg(&rest),
         other => Err(CtlError::Usage(format!("unknown action '{other}'; try 'help'"))),
     }
+}
+
+fn parse_fg(rest: &[String]) -> Result<Action, CtlError> {
+    let bad = || CtlError::Usage(format!("usage: {}", usage("fg")));
+    let mut keys = vec![0x1d];
+    let mut name = None;
+    let mut it = rest.iter();
+    while let Some(w) = it.next() {
+        if let Some(v) = w.strip_prefix("--detach-keys=") {
+            keys = crate::fg::parse_detach_keys(v)?;
+        } else if w == "--detach-keys" {
+            keys = crate::fg::parse_detach_keys(it.next().ok_or_else(bad)?)?;
+        } else if name.is_none() && !w.starts_with('-') {
+            name = Some(w.clone());
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(Action::Fg { name: name.ok_or_else(bad)?, keys })
 }
 
 fn parse_tail(main: bool, rest: &[String]) -> Result<Action, CtlError> {
@@ -198,6 +229,18 @@ pub fn help(action: Option<&str>) -> Result<String, CtlError> {
 
 fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CtlError> {
     serde_json::from_value(v).map_err(|e| CtlError::Failed(format!("unexpected reply from the daemon: {e}")))
+}
+
+/// Connects to the daemon at `socket` and carries out `action`.
+///
+/// # Errors
+/// As [`run`], and [`Client::connect`].
+pub fn execute(socket: &std::path::Path, action: &Action) -> Result<Outcome, CtlError> {
+    let client = Client::connect(socket)?;
+    match action {
+        Action::Fg { name, keys } => crate::fg::run(client, name, keys),
+        other => run(&mut { client }, other),
+    }
 }
 
 /// Carries out an action (other than help and quit), printing its output to stdout.
@@ -282,6 +325,7 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             Ok(Outcome::Ok)
         }
         Action::Quit => Ok(Outcome::Ok),
+        Action::Fg { .. } => Err(CtlError::Usage("fg needs its own connection: use actions::execute".into())),
     }
 }
 

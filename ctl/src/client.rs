@@ -127,4 +127,11 @@ impl Client {
             }
         }
     }
+
+    /// The connection and any bytes already read past the last reply (an attach stream's
+    /// first frames).
+    pub fn into_parts(self) -> (UnixStream, Vec<u8>) {
+        let leftover = self.reader.buffer().to_vec();
+        (self.writer, leftover)
+    }
 }

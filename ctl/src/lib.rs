@@ -7,6 +7,7 @@ pub mod actions;
 pub mod cli;
 pub mod client;
 pub mod exit;
+pub mod fg;
 pub mod render;
 pub mod shell;
 
@@ -45,7 +46,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
                 Outcome::Ok
             }
             actions::Action::Quit => Outcome::Ok,
-            action => actions::run(&mut client::Client::connect(&settings.socket)?, &action)?,
+            action => actions::execute(&settings.socket, &action)?,
         };
     }
     if cli.action.is_empty() || cli.interactive {

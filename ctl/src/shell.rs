@@ -103,9 +103,7 @@ pub fn run(settings: &Settings) -> Result<Outcome, CtlError> {
                         Err(e) => eprintln!("*** {e}"),
                     },
                     Ok(action) => {
-                        if let Err(e) =
-                            Client::connect(&settings.socket).and_then(|mut c| actions::run(&mut c, &action))
-                        {
+                        if let Err(e) = actions::execute(&settings.socket, &action) {
                             eprintln!("*** {e}");
                         }
                     }

@@ -35,6 +35,8 @@ pub enum Step {
     Chdir,
     /// dup2(2) of stdio.
     Dup2,
+    /// ioctl(TIOCSCTTY): the PTY slave as controlling terminal.
+    Tiocsctty,
     /// close_range(2).
     CloseRange,
     /// execve(2).
@@ -54,6 +56,7 @@ impl Step {
             Step::Umask => "umask",
             Step::Chdir => "chdir",
             Step::Dup2 => "dup2",
+            Step::Tiocsctty => "ioctl TIOCSCTTY",
             Step::CloseRange => "close_range",
             Step::Execve => "execve",
         }
@@ -61,7 +64,7 @@ impl Step {
 
     /// The step for a reported byte.
     pub fn from_u8(b: u8) -> Option<Step> {
-        const ALL: [Step; 11] = [
+        const ALL: [Step; 12] = [
             Step::Setsid,
             Step::Signals,
             Step::Setgroups,
@@ -71,6 +74,7 @@ impl Step {
             Step::Umask,
             Step::Chdir,
             Step::Dup2,
+            Step::Tiocsctty,
             Step::CloseRange,
             Step::Execve,
         ];
@@ -108,6 +112,9 @@ fn setup_and_exec(p: &Prepared) -> Result<Infallible, (Step, Errno)> {
     // copied.
     for (fd, target) in &p.child_fds {
         sys::dup2_onto(fd.as_fd(), *target).map_err(|e| (Step::Dup2, e))?;
+    }
+    if p.controlling_tty {
+        sys::set_controlling_tty(0).map_err(|e| (Step::Tiocsctty, e))?;
     }
     let first_free = p.child_fds.iter().map(|(_, t)| *t + 1).max().unwrap_or(3);
     sys::cloexec_from(first_free as u32).map_err(|e| (Step::CloseRange, e))?;

@@ -325,8 +325,8 @@ impl Spawner {
             Ok((c, ends)) => {
                 let pid = c.pid.as_raw();
                 let spawn_id = self.children.insert(c);
-                let ParentEnds { stdin, stdout, stderr } = ends;
-                let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some() };
+                let ParentEnds { pty, stdin, stdout, stderr } = ends;
+                let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some(), pty };
                 let owned: Vec<_> = [stdin, stdout, stderr].into_iter().flatten().collect();
                 let borrowed: Vec<BorrowedFd<'_>> = owned.iter().map(|f| f.as_fd()).collect();
                 if let Err(e) = self.link.send(&Event::Spawned { token, spawn_id, pid, fds }, &borrowed) {

@@ -36,10 +36,14 @@ pub struct Prepared {
     pub directory: Option<CString>,
     /// The child's fds 0, 1, 2, then any further fds with the number each must have.
     pub child_fds: Vec<(OwnedFd, i32)>,
+    /// Make fd 0 (a PTY slave) the controlling terminal (TIOCSCTTY) after setsid.
+    pub controlling_tty: bool,
 }
 
-/// The supervisor's ends of the pipes, sent up with `Spawned`.
+/// The supervisor's ends of the pipes (or the PTY master, as `stdout`), sent up with `Spawned`.
 pub struct ParentEnds {
+    /// `stdout` is a PTY master.
+    pub pty: bool,
     /// Write end of stdin.
     pub stdin: Option<OwnedFd>,
     /// Read end of stdout.
@@ -157,6 +161,17 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| PrepareError::Sys { step: "pipe2", errno })
 }
 
+/// Bytes of pipe buffer asked for an output pipe (F_SETPIPE_SZ): a noisy program then fills
+/// 16 reads of 64 KiB per wakeup of the supervisor instead of one. Best effort: the kernel's
+/// pipe-max-size may refuse it.
+pub const OUTPUT_PIPE_BYTES: i32 = 1 << 20;
+
+fn output_pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
+    let (r, w) = pipe()?;
+    let _ = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_BYTES));
+    Ok((r, w))
+}
+
 fn dev_null(flags: OFlag) -> Result<OwnedFd, PrepareError> {
     nix::fcntl::open("/dev/null", flags | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|errno| PrepareError::Sys { step: "open /dev/null", errno })
@@ -192,10 +207,13 @@ pub fn prepare(
     let exec = ExecVectors::new(cstring("the command", exe.as_os_str().as_bytes())?, argv, envp);
     let directory = p.directory.as_ref().map(|d| cstring("directory", d.as_os_str().as_bytes())).transpose()?;
 
+    if p.pty {
+        return prepare_pty(exec, ident, p, directory);
+    }
     let (stdin_r, stdin_w) = pipe()?;
     let logged = |s: Stream| p.log_file(s, instance, &config.server.childlogdir).is_some();
     let (stdout_child, stdout_parent) = if logged(Stream::Stdout) {
-        let (r, w) = pipe()?;
+        let (r, w) = output_pipe()?;
         (w, Some(r))
     } else {
         (dev_null(OFlag::O_WRONLY)?, None)
@@ -207,7 +225,7 @@ pub fn prepare(
         })?;
         (dup, None)
     } else if logged(Stream::Stderr) {
-        let (r, w) = pipe()?;
+        let (r, w) = output_pipe()?;
         (w, Some(r))
     } else {
         (dev_null(OFlag::O_WRONLY)?, None)
@@ -218,8 +236,43 @@ pub fn prepare(
         umask: p.umask.map(|m| Mode::from_bits_truncate(m as libc::mode_t)),
         directory,
         child_fds: vec![(stdin_r, 0), (stdout_child, 1), (stderr_child, 2)],
+        controlling_tty: false,
     };
-    Ok((prepared, ParentEnds { stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent }))
+    Ok((prepared, ParentEnds { pty: false, stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent }))
+}
+
+/// Default window size of a PTY until a client attaches (DESIGN §5): 24 rows, 80 columns.
+pub const DEFAULT_WINSIZE: (u16, u16) = (24, 80);
+
+fn prepare_pty(
+    exec: ExecVectors,
+    identity: Option<Identity>,
+    p: &Program,
+    directory: Option<CString>,
+) -> Result<(Prepared, ParentEnds), PrepareError> {
+    let winsize =
+        nix::pty::Winsize { ws_row: DEFAULT_WINSIZE.0, ws_col: DEFAULT_WINSIZE.1, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&winsize), None).map_err(|errno| PrepareError::Sys { step: "openpty", errno })?;
+    let sys = |step: &'static str| {
+        move |e: std::io::Error| PrepareError::Sys {
+            step,
+            errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        }
+    };
+    // openpty's fds are not close-on-exec: the master must not leak into the child.
+    nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+        .map_err(|errno| PrepareError::Sys { step: "fcntl", errno })?;
+    let slave1 = pty.slave.try_clone().map_err(sys("dup"))?;
+    let slave2 = pty.slave.try_clone().map_err(sys("dup"))?;
+    let prepared = Prepared {
+        exec,
+        identity,
+        umask: p.umask.map(|m| Mode::from_bits_truncate(m as libc::mode_t)),
+        directory,
+        child_fds: vec![(pty.slave, 0), (slave1, 1), (slave2, 2)],
+        controlling_tty: true,
+    };
+    Ok((prepared, ParentEnds { pty: true, stdin: None, stdout: Some(pty.master), stderr: None }))
 }
 
 #[cfg(test)]

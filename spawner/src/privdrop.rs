@@ -51,6 +51,7 @@ pub fn start_supervisor(link: &OwnedFd, listener: &OwnedFd, user: Option<&User>)
             (high_dup(link)?, LINK_FD),
             (high_dup(listener)?, LISTEN_FD),
         ],
+        controlling_tty: false,
     };
     child::spawn(&prepared, &exe.display().to_string(), None).map_err(|e| format!("cannot start the supervisor: {e}"))
 }

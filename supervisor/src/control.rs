@@ -26,8 +26,10 @@ pub const MAX_PENDING: usize = 8 << 20;
 /// One connection's buffers (its socket lives in the watcher).
 #[derive(Default)]
 pub struct Client {
-    inbuf: Vec<u8>,
+    pub(crate) inbuf: Vec<u8>,
     outbuf: Vec<u8>,
+    /// The process this connection is attached to (`fg`): it then carries frames, not lines.
+    pub(crate) attached: Option<usize>,
 }
 
 /// What a `-f` client follows.
@@ -145,7 +147,7 @@ impl Supervisor {
         }
     }
 
-    fn drop_client(&mut self, id: u32) {
+    pub(crate) fn drop_client(&mut self, id: u32) {
         self.followers.retain(|f| f.client != id);
         self.clients.remove(&id);
         drop(self.watcher.remove(client_key(id)));
@@ -174,6 +176,9 @@ impl Supervisor {
         }
         loop {
             let Some(c) = self.clients.get_mut(&id) else { return };
+            if c.attached.is_some() {
+                return self.on_attached_input(id);
+            }
             let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
                 if c.inbuf.len() > MAX_LINE {
                     self.reply(id, &Reply::err(0, kind::BAD_REQUEST, "request line longer than 1 MiB"));
@@ -199,8 +204,14 @@ impl Supervisor {
     }
 
     fn send_line(&mut self, id: u32, mut line: Vec<u8>) {
-        let Some(c) = self.clients.get_mut(&id) else { return };
         line.push(b'\n');
+        self.send_bytes(id, line);
+    }
+
+    /// Queues bytes for a client and writes what the socket takes; drops a client whose queue
+    /// passes [`MAX_PENDING`].
+    pub(crate) fn send_bytes(&mut self, id: u32, line: Vec<u8>) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
         if c.outbuf.len() + line.len() > MAX_PENDING {
             self.log.warn(&format!("dropping control client {id}: it does not read its replies"));
             return self.drop_client(id);
@@ -209,7 +220,7 @@ impl Supervisor {
         self.flush(id);
     }
 
-    fn flush(&mut self, id: u32) {
+    pub(crate) fn flush(&mut self, id: u32) {
         let Some(c) = self.clients.get_mut(&id) else { return };
         let Some(Source::Client(s)) = self.watcher.get_mut(client_key(id)) else { return };
         while !c.outbuf.is_empty() {
@@ -335,7 +346,8 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
-        let needs_names = matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal" | "tail" | "clear");
+        let needs_names =
+            matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal" | "tail" | "clear" | "fg" | "attach");
         if needs_names && req.names.is_empty() {
             return self.reply(
                 client,
@@ -379,10 +391,7 @@ impl Supervisor {
             "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
             "tail" | "maintail" => self.tail(client, &req, &targets),
             "clear" => self.clear(client, id, &targets),
-            "fg" | "attach" => self.reply(
-                client,
-                &Reply::err(id, kind::UNKNOWN_ACTION, format!("{} is not supported by this version yet", req.action)),
-            ),
+            "fg" | "attach" => self.attach(client, &req, &targets),
             other => self.reply(client, &Reply::err(id, kind::UNKNOWN_ACTION, format!("unknown action '{other}'"))),
         }
     }

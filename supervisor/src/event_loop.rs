@@ -53,6 +53,10 @@ struct Timer {
 
 /// Bytes read from a pipe at a time (DESIGN §9: 64 KiB reads).
 const READ_SIZE: usize = 64 * 1024;
+/// Reads of a busy pipe per wakeup before the loop serves the others (1 MiB).
+const READS_PER_WAKEUP: usize = 16;
+/// A PTY's window size until a client attaches (rows, cols): the spawner opens it so.
+const DEFAULT_PTY_SIZE: (u16, u16) = (24, 80);
 
 /// The supervisor.
 pub struct Supervisor {
@@ -228,38 +232,54 @@ impl Supervisor {
         }
     }
 
+    /// Reads what a child wrote, up to [`READS_PER_WAKEUP`] chunks of 64 KiB, and hands each to
+    /// its log, its `tail -f` followers, its terminal model and its attached clients.
     fn on_pipe(&mut self, key: usize) {
         let Some(&(slot, stream)) = self.pipes.get(&key) else { return };
-        let Some(Source::Pipe(f)) = self.watcher.get_mut(key) else { return };
-        match f.read(&mut self.buf) {
-            Ok(0) => self.close_pipe(key),
-            Ok(n) => {
-                let idx = usize::from(stream == Stream::Stderr);
-                let wants_syslog = self.registry.procs.get(&slot).is_some_and(|p| p.logs[idx].syslog);
-                if wants_syslog && self.program_syslog.is_none() && !self.program_syslog_failed {
-                    match crate::logs::Syslog::connect(&self.server.program_syslog) {
-                        Ok(s) => self.program_syslog = Some(s),
-                        Err(e) => {
-                            self.program_syslog_failed = true;
-                            self.log.error(&format!("stdout_syslog/stderr_syslog: {e}"));
-                        }
-                    }
-                }
-                let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
-                let name = proc.name.clone();
-                if let Some(err) = proc.logs[idx].write(&self.buf[..n], &name, self.program_syslog.as_mut()) {
-                    self.log.error(&format!(
-                        "'{name}' {}: {err}; its output is dropped until SIGUSR2 reopens the log",
-                        stream.as_str()
-                    ));
-                }
-                if !self.followers.is_empty() {
-                    self.feed_followers(crate::control::FollowSource::Proc(slot, stream), n);
+        for _ in 0..READS_PER_WAKEUP {
+            let Some(Source::Pipe(f)) = self.watcher.get_mut(key) else { return };
+            let n = match f.read(&mut self.buf) {
+                Ok(0) => return self.close_pipe(key),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.close_pipe(key), // EIO: a PTY whose child has gone
+            };
+            self.record_output(slot, stream, n);
+            if n < READ_SIZE {
+                return;
+            }
+        }
+    }
+
+    fn record_output(&mut self, slot: usize, stream: Stream, n: usize) {
+        let idx = usize::from(stream == Stream::Stderr);
+        let wants_syslog = self.registry.procs.get(&slot).is_some_and(|p| p.logs[idx].syslog);
+        if wants_syslog && self.program_syslog.is_none() && !self.program_syslog_failed {
+            match crate::logs::Syslog::connect(&self.server.program_syslog) {
+                Ok(s) => self.program_syslog = Some(s),
+                Err(e) => {
+                    self.program_syslog_failed = true;
+                    self.log.error(&format!("stdout_syslog/stderr_syslog: {e}"));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => self.close_pipe(key),
         }
+        let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
+        let name = proc.name.clone();
+        let bytes = &self.buf[..n];
+        if let Some(pty) = &mut proc.pty {
+            pty.record(bytes);
+        }
+        if let Some(err) = proc.logs[idx].write(bytes, &name, self.program_syslog.as_mut()) {
+            self.log.error(&format!(
+                "'{name}' {}: {err}; its output is dropped until SIGUSR2 reopens the log",
+                stream.as_str()
+            ));
+        }
+        if !self.followers.is_empty() {
+            self.feed_followers(crate::control::FollowSource::Proc(slot, stream), n);
+        }
+        self.feed_attached(slot, n);
     }
 
     /// The first `n` bytes of the read buffer.
@@ -268,7 +288,12 @@ impl Supervisor {
     }
 
     fn close_pipe(&mut self, key: usize) {
-        self.pipes.remove(&key);
+        let owner = self.pipes.remove(&key);
+        if let Some((slot, Stream::Stdout)) = owner {
+            if let Some(status) = self.registry.procs.get_mut(&slot).and_then(|p| p.pending_exit.take()) {
+                self.end_attached(slot, status);
+            }
+        }
         drop(self.watcher.remove(key));
     }
 
@@ -318,13 +343,32 @@ impl Supervisor {
                 };
                 self.registry.bind_spawn(slot, spawn_id);
                 let mut it = fds.into_iter();
-                if set.stdin {
+                if set.pty {
+                    // One fd, the master: the watcher reads output from it, a duplicate takes
+                    // keystrokes and window sizes.
+                    let master = it.next().and_then(|fd| {
+                        let writer = fd.try_clone().ok()?;
+                        set_nonblocking(&fd).ok()?;
+                        Some((fd, File::from(writer)))
+                    });
+                    if let Some((fd, writer)) = master {
+                        let key = pipe_key(spawn_id, Stream::Stdout);
+                        if self.watcher.insert(key, Source::Pipe(File::from(fd))).is_ok() {
+                            self.pipes.insert(key, (slot, Stream::Stdout));
+                        }
+                        if let Some(p) = self.registry.procs.get_mut(&slot) {
+                            p.pty = Some(crate::attach::Pty::new(writer, DEFAULT_PTY_SIZE));
+                        }
+                    }
+                }
+                if set.stdin && !set.pty {
+                    let stdin = it.next().filter(|fd| set_nonblocking(fd).is_ok()).map(File::from);
                     if let Some(p) = self.registry.procs.get_mut(&slot) {
-                        p.stdin = it.next();
+                        p.stdin = stdin;
                     }
                 }
                 for (present, stream) in [(set.stdout, Stream::Stdout), (set.stderr, Stream::Stderr)] {
-                    if !present {
+                    if !present || set.pty {
                         continue;
                     }
                     let Some(fd) = it.next() else { continue };
@@ -342,6 +386,15 @@ impl Supervisor {
             }
             SpawnEvent::Exited { spawn_id, status } => {
                 if let Some(slot) = self.registry.take_spawn(spawn_id) {
+                    // Attached clients hear of the exit once the last output is read.
+                    let code = crate::attach::exit_code(status);
+                    if self.pipes.values().any(|(s, st)| *s == slot && *st == Stream::Stdout) {
+                        if let Some(p) = self.registry.procs.get_mut(&slot) {
+                            p.pending_exit = Some(code);
+                        }
+                    } else {
+                        self.end_attached(slot, code);
+                    }
                     let _ = self.apply(slot, Event::Exited(status), now);
                 }
             }

@@ -5,7 +5,6 @@ use crate::state::{Machine, ProcessState};
 use common::config::{Program, Stream};
 use common::names::Selector;
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -22,8 +21,12 @@ pub struct Proc {
     pub m: Machine,
     /// The live child's spawn id.
     pub spawn_id: Option<u64>,
-    /// Write end of the live child's stdin.
-    pub stdin: Option<OwnedFd>,
+    /// Write end of the live child's stdin (non-blocking).
+    pub stdin: Option<std::fs::File>,
+    /// The PTY of a live `pty: true` child.
+    pub pty: Option<crate::attach::Pty>,
+    /// The exit status to send attached clients once the last output is read.
+    pub pending_exit: Option<i32>,
     /// stdout and stderr logs.
     pub logs: [ChildLog; 2],
     /// When the state last changed (wall clock, for `status`).
@@ -76,6 +79,8 @@ impl Registry {
             m: Machine::default(),
             spawn_id: None,
             stdin: None,
+            pty: None,
+            pending_exit: None,
             logs: [ChildLog::default(), ChildLog::default()],
             changed_at: SystemTime::now(),
         };
@@ -190,6 +195,7 @@ impl Registry {
         if proc.spawn_id == Some(spawn_id) {
             proc.spawn_id = None;
             proc.stdin = None;
+            proc.pty = None;
         }
         Some(slot)
     }

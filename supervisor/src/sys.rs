@@ -131,3 +131,19 @@ pub fn local_time(t: SystemTime) -> (i32, u32, u32, u32, u32, u32, u32) {
         d.subsec_millis(),
     )
 }
+
+/// Sets the window size of the terminal whose master is `fd` (ioctl TIOCSWINSZ); the kernel
+/// then sends SIGWINCH to the terminal's foreground process group.
+///
+/// # Errors
+/// The errno of `ioctl`.
+pub fn set_winsize(fd: &impl AsFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, which points to a live local.
+    let r = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

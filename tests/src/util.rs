@@ -347,3 +347,119 @@ pub fn children_of(pid: i32) -> Vec<i32> {
 pub fn count_lines(path: &Path) -> usize {
     fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
+
+/// A command run on a pseudo-terminal that the test holds, as a person at a terminal would run
+/// it: the test reads the screen from the master and types into it.
+pub struct PtySession {
+    /// The master side.
+    pub master: fs::File,
+    /// The slave's path (`/dev/pts/N`), for `stty -F`.
+    pub slave_path: PathBuf,
+    _slave: std::os::fd::OwnedFd,
+    /// The command.
+    pub child: Child,
+    /// Everything read from the screen so far.
+    pub seen: String,
+    /// `stty -g` of the terminal before the command started.
+    pub initial_stty: String,
+}
+
+impl PtySession {
+    /// Runs `args[0] args[1..]` with the PTY (rows × cols) as stdin, stdout, stderr and
+    /// controlling terminal (through `setsid -c`).
+    pub fn spawn(args: &[&std::ffi::OsStr], rows: u16, cols: u16) -> Self {
+        let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        let slave_path = nix::unistd::ttyname(&pty.slave).expect("ttyname");
+        let out = Command::new("stty").arg("-F").arg(&slave_path).arg("-g").output().expect("stty");
+        let initial_stty = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let dup = |f: &std::os::fd::OwnedFd| Stdio::from(f.try_clone().expect("dup"));
+        let child = Command::new("setsid")
+            .arg("-c")
+            .args(args)
+            .stdin(dup(&pty.slave))
+            .stdout(dup(&pty.slave))
+            .stderr(dup(&pty.slave))
+            .env("TERM", "xterm")
+            .spawn()
+            .expect("spawn on the pty");
+        PtySession {
+            master: fs::File::from(pty.master),
+            slave_path,
+            _slave: pty.slave,
+            child,
+            seen: String::new(),
+            initial_stty,
+        }
+    }
+
+    fn read_some(&mut self, wait_ms: u16) {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(self.master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait_ms)).unwrap_or(0) > 0 {
+            let mut buf = [0u8; 16384];
+            if let Ok(n) = self.master.read(&mut buf) {
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    }
+
+    /// Reads the screen until `needle` appears after what [`PtySession::mark`] returned (0: from
+    /// the start), or panics after 10 s showing the screen.
+    pub fn expect_after(&mut self, from: usize, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.seen[from.min(self.seen.len())..].contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?} on the screen; it shows: {:?}",
+                &self.seen[from.min(self.seen.len())..]
+            );
+            self.read_some(50);
+        }
+    }
+
+    /// Reads until `needle` appears anywhere.
+    pub fn expect(&mut self, needle: &str) {
+        self.expect_after(0, needle);
+    }
+
+    /// Where the screen is now, for [`PtySession::expect_after`].
+    pub fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Types bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).expect("write to the pty");
+    }
+
+    /// Waits for the command to exit, reading the screen meanwhile.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                self.read_some(0);
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the command did not exit; screen: {:?}", self.seen);
+            self.read_some(20);
+        }
+    }
+
+    /// `stty ARGS` run on this terminal (`-F` the slave), returning its output.
+    pub fn stty(&self, args: &[&str]) -> String {
+        let out = Command::new("stty").arg("-F").arg(&self.slave_path).args(args).output().expect("stty");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -348,9 +348,6 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
         }
     }
     let pty = rp.pty.unwrap_or(false);
-    if pty {
-        c.error(&at("pty"), format!("programs.{name}.pty: pty programs are not supported by this version yet"));
-    }
     let capabilities = rp.capabilities.unwrap_or_default();
     if !capabilities.is_empty() {
         c.error(&at("capabilities"), format!("programs.{name}.capabilities: not supported by this version yet"));

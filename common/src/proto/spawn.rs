@@ -130,11 +130,16 @@ pub struct FdSet {
     pub stdout: bool,
     /// The read end of the child's stderr pipe.
     pub stderr: bool,
+    /// The child runs on a pseudo-terminal: the one fd is its master (output and input).
+    pub pty: bool,
 }
 
 impl FdSet {
     /// Number of fds carried.
     pub fn count(&self) -> usize {
+        if self.pty {
+            return 1;
+        }
         [self.stdin, self.stdout, self.stderr].iter().filter(|b| **b).count()
     }
 }

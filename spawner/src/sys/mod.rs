@@ -161,3 +161,18 @@ pub fn dup_above(fd: BorrowedFd<'_>, min: i32) -> Result<std::os::fd::OwnedFd, E
     // SAFETY: `r` was just created by fcntl for us alone.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r) })
 }
+
+/// Makes the terminal open on `fd` the controlling terminal of this session leader
+/// (ioctl TIOCSCTTY). Async-signal-safe.
+///
+/// # Errors
+/// The errno of `ioctl` (EPERM when not a session leader).
+pub fn set_controlling_tty(fd: i32) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal); no memory is passed.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}

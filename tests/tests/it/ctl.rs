@@ -1,11 +1,9 @@
 //! taskmasterctl: output formats, exit codes (DESIGN §7), and the interactive shell.
 
 use crate::SOON;
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use tests::{bin, Daemon, Scratch};
+use std::ffi::OsStr;
+use std::process::Command;
+use tests::{bin, Daemon, PtySession, Scratch};
 
 #[test]
 fn exit_codes_0_1_2_3_4() {
@@ -58,28 +56,10 @@ fn status_pid_signal_avail_version() {
     d.wait_log("exited: 'web' (terminated by SIGKILL; not expected)", SOON);
 }
 
-/// Reads from the PTY master until `needle` shows up, or panics after 10 s with what was read.
-fn read_until(master: &mut std::fs::File, seen: &mut String, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while !seen.contains(needle) {
-        assert!(Instant::now() < deadline, "timed out waiting for {needle:?}; screen so far: {seen:?}");
-        let mut fds = [nix::poll::PollFd::new(master.as_fd(), nix::poll::PollFlags::POLLIN)];
-        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)).unwrap_or(0) == 0 {
-            continue;
-        }
-        match master.read(&mut buf) {
-            Ok(n) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            _ => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-}
-
 #[test]
 fn the_shell_completes_with_tab_runs_actions_and_keeps_history() {
     let d = Daemon::start("programs:\n  webserver:\n    command: sleep 1000\n    startsecs: 0\n");
     d.wait_state("webserver", "RUNNING", SOON);
-    let pty = nix::pty::openpty(None, None).expect("openpty");
     let history = d.scratch.path("history");
     let cfg = d.scratch.path("ctl.yaml");
     std::fs::write(
@@ -91,40 +71,18 @@ fn the_shell_completes_with_tab_runs_actions_and_keeps_history() {
         ),
     )
     .unwrap();
-    let slave = pty.slave;
-    let mut child = Command::new(bin("taskmasterctl"))
-        .arg("-c")
-        .arg(&cfg)
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .env("TERM", "xterm")
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let mut seen = String::new();
-    read_until(&mut master, &mut seen, "tm-test> ");
+    let ctl = bin("taskmasterctl");
+    let mut s = PtySession::spawn(&[ctl.as_os_str(), OsStr::new("-c"), cfg.as_os_str()], 24, 80);
+    s.expect("tm-test> ");
     // "stat<Tab>" completes the action, "webs<Tab>" the process name, each with a space.
-    master.write_all(b"stat\t").unwrap();
-    read_until(&mut master, &mut seen, "status ");
-    master.write_all(b"webs\t").unwrap();
-    read_until(&mut master, &mut seen, "webserver ");
-    master.write_all(b"\r").unwrap();
-    read_until(&mut master, &mut seen, "RUNNING   pid");
-    master.write_all(b"quit\r").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the shell did not quit; screen: {seen:?}");
-        let mut buf = [0u8; 4096];
-        let mut fds = [nix::poll::PollFd::new(master.as_fd(), nix::poll::PollFlags::POLLIN)];
-        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16)).unwrap_or(0) > 0 {
-            let _ = master.read(&mut buf);
-        }
-    };
-    assert!(status.success());
+    s.send(b"stat\t");
+    s.expect("status ");
+    s.send(b"webs\t");
+    s.expect("webserver ");
+    s.send(b"\r");
+    s.expect("RUNNING   pid");
+    s.send(b"quit\r");
+    assert!(s.wait().success());
     let hist = std::fs::read_to_string(&history).unwrap_or_default();
     assert!(hist.contains("status webserver"), "history file: {hist:?}");
 }

@@ -4,6 +4,7 @@
 mod child_env;
 mod config;
 mod ctl;
+mod fg;
 mod lifecycle;
 mod logs;
 mod privilege;

@@ -1,0 +1,195 @@
+//! `fg` (DESIGN §6, §7): a control connection that asked to `attach` carries binary frames.
+//! Program output goes to every attached client as it arrives; their keystrokes go to the
+//! program (the PTY master, or the stdin pipe of a pipe program); a resize sets the PTY's window
+//! size, which sends the program SIGWINCH. At attach, a PTY program's current screen is redrawn
+//! from a terminal model (vt100) of its output, as tmux does.
+//!
+//! A client whose unsent frames pass the control socket's bound is dropped: a slow client never
+//! stalls the program or the other clients.
+
+use crate::event_loop::Supervisor;
+use crate::registry::Target;
+use common::proto::attach::{take_frame, Frame};
+use common::proto::control::{kind, Reply, Request};
+use common::proto::spawn::ExitStatus;
+use serde_json::json;
+use std::io::Write;
+use std::num::NonZeroU16;
+
+/// A PTY program's side of the terminal.
+pub struct Pty {
+    /// The master, for keystrokes and window size (the watcher owns the copy it reads).
+    pub master: std::fs::File,
+    /// What the screen shows now; built from the first output on.
+    pub screen: Option<vt100::Parser>,
+    /// Current window size (rows, cols).
+    pub size: (u16, u16),
+}
+
+impl Pty {
+    /// A PTY at its default size.
+    pub fn new(master: std::fs::File, size: (u16, u16)) -> Self {
+        Pty { master, screen: None, size }
+    }
+
+    /// Feeds output to the terminal model.
+    pub fn record(&mut self, bytes: &[u8]) {
+        let (r, c) = self.size;
+        let (r, c) = (NonZeroU16::new(r).unwrap_or(NonZeroU16::MIN), NonZeroU16::new(c).unwrap_or(NonZeroU16::MIN));
+        self.screen.get_or_insert_with(|| vt100::Parser::new(r, c, 0)).process(bytes);
+    }
+
+    /// Sets the window size of the terminal and of the model.
+    pub fn resize(&mut self, rows: u16, cols: u16) -> std::io::Result<()> {
+        let (Some(r), Some(c)) = (NonZeroU16::new(rows), NonZeroU16::new(cols)) else { return Ok(()) };
+        crate::sys::set_winsize(&self.master, rows, cols)?;
+        self.size = (rows, cols);
+        if let Some(p) = &mut self.screen {
+            p.set_size(r, c);
+        }
+        Ok(())
+    }
+
+    /// Escape codes that redraw the current screen on a client's terminal.
+    pub fn redraw(&self) -> Vec<u8> {
+        let mut out = b"\x1b[H\x1b[2J".to_vec();
+        if let Some(p) = &self.screen {
+            out.extend_from_slice(p.screen().state_formatted().as_bytes());
+        }
+        out
+    }
+}
+
+/// The status an `exit` frame carries: the exit code, or 128 + the signal number (as shells).
+pub fn exit_code(status: ExitStatus) -> i32 {
+    match status {
+        ExitStatus::Code(c) => c,
+        ExitStatus::Signal(s) => 128 + s,
+    }
+}
+
+impl Supervisor {
+    /// Handles `attach`: one running process; args `rows`, `cols` (the client's window).
+    pub(crate) fn attach(&mut self, client: u32, req: &Request, targets: &[Target]) {
+        let id = req.id;
+        let [(slot, _)] = targets else {
+            return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, "fg needs exactly one process name"));
+        };
+        let slot = *slot;
+        let Some(p) = self.registry.get(slot) else { return };
+        if p.spawn_id.is_none() || !p.m.state.may_have_process() {
+            let msg = format!("{}: ERROR (not running)", p.name);
+            return self.reply(client, &Reply::err(id, kind::FAILED, msg));
+        }
+        let name = p.name.clone();
+        let is_pty = p.pty.is_some();
+        let rows = req.args.get("rows").and_then(serde_json::Value::as_u64).unwrap_or(0) as u16;
+        let cols = req.args.get("cols").and_then(serde_json::Value::as_u64).unwrap_or(0) as u16;
+        self.reply(client, &Reply::ok(id, json!({ "name": name, "pty": is_pty })));
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.attached = Some(slot);
+        }
+        self.log.info(&format!("client {client} attached to '{name}'"));
+        let Some(p) = self.registry.procs.get_mut(&slot) else { return };
+        if let Some(pty) = &mut p.pty {
+            if rows > 0 && cols > 0 {
+                if let Err(e) = pty.resize(rows, cols) {
+                    let msg = format!("'{name}': cannot set the window size: {e}");
+                    self.log.warn(&msg);
+                }
+            }
+            let redraw = pty.redraw();
+            self.send_frame_data(client, &redraw);
+        }
+        // Input the client sent right behind its request.
+        self.on_attached_input(client);
+    }
+
+    /// Reads the frames an attached client sent.
+    pub(crate) fn on_attached_input(&mut self, client: u32) {
+        loop {
+            let Some(c) = self.clients.get_mut(&client) else { return };
+            let Some(slot) = c.attached else { return };
+            let frame = match take_frame(&mut c.inbuf) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    self.log.warn(&format!("client {client}: {e}; dropping it"));
+                    return self.drop_client(client);
+                }
+            };
+            match frame {
+                Frame::Data(bytes) => self.write_input(slot, &bytes),
+                Frame::Resize { rows, cols } => {
+                    if let Some(pty) = self.registry.procs.get_mut(&slot).and_then(|p| p.pty.as_mut()) {
+                        let _ = pty.resize(rows, cols);
+                    }
+                }
+                Frame::Detach => {
+                    let name = self.registry.get(slot).map(|p| p.name.clone()).unwrap_or_default();
+                    self.log.info(&format!("client {client} detached from '{name}'"));
+                    self.flush(client);
+                    return self.drop_client(client);
+                }
+                Frame::Exit(_) => {
+                    self.log.warn(&format!("client {client} sent an exit frame; dropping it"));
+                    return self.drop_client(client);
+                }
+            }
+        }
+    }
+
+    /// Keystrokes for the program: to the PTY master, or the stdin pipe. A full terminal or pipe
+    /// drops the excess (logged), so the loop never blocks.
+    fn write_input(&mut self, slot: usize, bytes: &[u8]) {
+        let Some(p) = self.registry.procs.get_mut(&slot) else { return };
+        let result = match (&p.pty, &p.stdin) {
+            (Some(pty), _) => (&pty.master).write(bytes),
+            (None, Some(stdin)) => (&*stdin).write(bytes),
+            (None, None) => Ok(bytes.len()),
+        };
+        match result {
+            Ok(n) if n == bytes.len() => {}
+            Ok(n) => {
+                let name = p.name.clone();
+                self.log.warn(&format!("'{name}' is not reading its input: {} bytes dropped", bytes.len() - n));
+            }
+            Err(e) => {
+                let name = p.name.clone();
+                self.log.warn(&format!("'{name}': input not delivered: {e}"));
+            }
+        }
+    }
+
+    fn send_frame_data(&mut self, client: u32, bytes: &[u8]) {
+        for chunk in bytes.chunks(common::proto::attach::MAX_PAYLOAD) {
+            let mut frame = Vec::with_capacity(chunk.len() + 5);
+            Frame::encode_data(chunk, &mut frame);
+            self.send_bytes(client, frame);
+        }
+    }
+
+    /// Sends program output to the clients attached to `slot`.
+    pub(crate) fn feed_attached(&mut self, slot: usize, n: usize) {
+        let clients: Vec<u32> =
+            self.clients.iter().filter(|(_, c)| c.attached == Some(slot)).map(|(id, _)| *id).collect();
+        if clients.is_empty() {
+            return;
+        }
+        let data = self.buf_slice(n).to_vec();
+        for c in clients {
+            self.send_frame_data(c, &data);
+        }
+    }
+
+    /// Ends every attach to `slot` with an `exit` frame.
+    pub(crate) fn end_attached(&mut self, slot: usize, status: i32) {
+        let clients: Vec<u32> =
+            self.clients.iter().filter(|(_, c)| c.attached == Some(slot)).map(|(id, _)| *id).collect();
+        for c in clients {
+            self.send_bytes(c, Frame::Exit(status).encode());
+            self.flush(c);
+            self.drop_client(c);
+        }
+    }
+}
