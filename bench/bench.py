@@ -94,7 +94,7 @@ class Taskmaster:
                 f"    autostart: {str(p.get('autostart', True)).lower()}\n    startsecs: {p.get('startsecs', 0)}\n"
                 f"    autorestart: {p.get('autorestart', 'never')}\n"
                 f"    stdout_logfile: {p.get('stdout', 'NONE')}\n    stdout_logfile_maxbytes: {p.get('maxbytes', 0)}\n"
-                f"    stdout_logfile_backups: {p.get('backups', 0)}\n    stderr_logfile: NONE"
+                f"    stdout_logfile_backups: {p.get('backups', 0)}\n    stderr_logfile: NONE\n    pty: {str(p.get('pty', False)).lower()}"
             )
         (d / "tm.yaml").write_text("\n".join(lines) + "\n")
         self.d = d
@@ -195,6 +195,159 @@ def cat_reference(size):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def pty_spawn(argv):
+    """Runs argv on a new PTY; returns (process, master fd)."""
+    import pty as ptymod
+    master, slave = ptymod.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    return proc, master
+
+
+def read_until(fd, want, timeout=10):
+    """Reads from fd until `want` bytes arrived (or `want` is found, when bytes); returns them."""
+    import select
+    got = bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        if isinstance(want, int) and len(got) >= want:
+            return got
+        if not isinstance(want, int) and want in got[-(len(want) + (1 << 20)):]:
+            return got
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"timed out reading a pty (have {len(got)} bytes)")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            got += os.read(fd, 1 << 20)
+
+
+def keystroke_latency(samples, via_fg, tm=None):
+    """Round trip of one keystroke to `cat` on a PTY and its echo back: directly, or through
+    taskmasterctl fg (the client on a PTY of its own, as a person's terminal)."""
+    import termios
+    if via_fg:
+        proc, fd = pty_spawn([tm.bin / "taskmasterctl", "-s", tm.d / "tm.sock", "fg", "cat"])
+        read_until(fd, b"\x1b[2J")
+    else:
+        proc, fd = pty_spawn(["cat"])
+        time.sleep(0.2)
+    out = []
+    try:
+        for i in range(samples):
+            key = bytes([ord("a") + i % 26])
+            t0 = time.perf_counter()
+            os.write(fd, key)
+            read_until(fd, key)
+            out.append((time.perf_counter() - t0) * 1000)
+            if i % 20 == 19:  # keep cat's line short: Enter, and drain the echoes
+                os.write(fd, b"\r")
+                got = read_until(fd, b"\n")
+                while got.count(b"\n") < 2:  # the tty's echo of Enter, then cat's copy of the line
+                    got += read_until(fd, b"\n")
+    finally:
+        if via_fg:
+            os.write(fd, b"\x1d")
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        else:
+            proc.kill()
+        proc.wait()
+        os.close(fd)
+    return out
+
+
+def wait_in_file(path, marker, timeout):
+    """Waits until `marker` is in the growing file `path`, reading only what is new."""
+    deadline = time.monotonic() + timeout
+    seen = b""
+    offset = 0
+    while True:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            new = f.read()
+        offset += len(new)
+        seen = (seen + new)[-(len(marker) + 4096):]
+        if marker in seen:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {marker!r} in {path}")
+        time.sleep(0.001)
+
+
+def under_script(command, out):
+    """Runs `command` on a PTY read by script(1), a C reader, with its output in `out`."""
+    return subprocess.Popen(["script", "-q", "-c", command, "/dev/null"], stdin=subprocess.PIPE, stdout=open(out, "wb"), stderr=subprocess.DEVNULL)
+
+
+def pty_output_reference(d, size):
+    """MB/s of the same writer straight onto a PTY read by script(1)."""
+    out = d / "ref.out"
+    t0 = time.monotonic()
+    proc = under_script(f"head -c {size} /dev/zero | tr '\\0' a; echo END-REF", out)
+    wait_in_file(out, b"END-REF", 120)
+    elapsed = time.monotonic() - t0
+    proc.wait()
+    return size / MIB / elapsed
+
+
+def attach_output(tm, size, token):
+    """MB/s of program output reaching the terminal of a client attached with fg (the client on a
+    PTY read by script(1))."""
+    d = tm.d
+    out = d / f"fg-{token}.out"
+    proc = under_script(f"{tm.bin / 'taskmasterctl'} -s {d / 'tm.sock'} fg writer", out)
+    try:
+        wait_in_file(out, b"\x1b[2J", 20)
+        t0 = time.monotonic()
+        (d / "go").write_text(token)
+        wait_in_file(out, f"END-{token}".encode(), 120)
+        elapsed = time.monotonic() - t0
+        shown = out.read_bytes().count(b"a")
+        if shown < size:
+            print(f"  fg output: {shown} of {size} bytes reached the terminal (a lagging client is skipped, then redrawn)", file=sys.stderr)
+        return shown / MIB / elapsed
+    finally:
+        try:
+            proc.stdin.write(b"\x1d")
+            proc.stdin.close()
+            proc.wait(5)
+        except (subprocess.TimeoutExpired, BrokenPipeError):
+            proc.kill()
+            proc.wait()
+        out.unlink(missing_ok=True)
+
+
+def attach_scenarios(tm, quick, runs):
+    """Keystroke latency and output rate through fg (taskmaster only: supervisord has no PTY)."""
+    d = scratch()
+    size = (16 if quick else 100) * MIB
+    rows = []
+    try:
+        writer = (
+            f"while :; do while [ ! -e {d}/go ]; do sleep 0.01; done; t=$(cat {d}/go); rm -f {d}/go; "
+            f"head -c {size} /dev/zero | tr '\\0' a; echo END-$t; done"
+        )
+        tm.start(d, {"cat": {"command": ["cat"], "pty": True, "autorestart": "always"}, "writer": {"command": ["/bin/sh", "-c", writer], "pty": True, "autorestart": "always"}})
+        n = 100 if quick else 500
+        direct = keystroke_latency(n, False)
+        fg = keystroke_latency(n, True, tm)
+        rows.append({"scenario": "fg keystroke round trip", "subject": "pty direct (reference)", "unit": "ms", "samples": direct, **summarize(direct)})
+        rows.append({"scenario": "fg keystroke round trip", "subject": "taskmaster", "unit": "ms", "samples": fg, **summarize(fg)})
+        added = statistics.median(fg) - statistics.median(direct)
+        rows.append({"scenario": "fg keystroke added latency", "subject": "taskmaster", "unit": "ms", "samples": [added], **summarize([added])})
+        ref = [pty_output_reference(d, size) for _ in range(runs)]
+        rows.append({"scenario": "fg output", "subject": "pty direct (reference)", "unit": "MB/s", "samples": ref, **summarize(ref)})
+        out = [attach_output(tm, size, f"run{i}x") for i in range(runs)]
+        rows.append({"scenario": "fg output", "subject": "taskmaster", "unit": "MB/s", "samples": out, **summarize(out)})
+    finally:
+        tm.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    return rows
+
+
 # ---------------------------------------------------------------- driver
 
 
@@ -207,6 +360,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes and few runs (under a minute)")
     ap.add_argument("--only", choices=["taskmaster", "supervisord"], help="measure one subject only")
     ap.add_argument("--runs", type=int, help="runs per figure (default 7, quick 3)")
+    ap.add_argument("--scenario", choices=["logs", "attach"], action="append", help="run only these scenarios (repeatable)")
     args = ap.parse_args()
     runs = args.runs or (3 if args.quick else 7)
     size = 64 * MIB if args.quick else 512 * MIB
@@ -216,11 +370,13 @@ def main():
     if args.only in (None, "supervisord"):
         subjects.append(Supervisord())
 
+    scenarios = args.scenario or ["logs", "attach"]
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "runs": runs, "size_bytes": size, "supervisord": SUPERVISOR_VERSION, "rows": []}
-    ref = [cat_reference(size) for _ in range(runs)]
-    results["rows"].append({"scenario": "log throughput", "subject": "cat (reference)", "unit": "MB/s", "samples": ref, **summarize(ref)})
     by_subject = {}
-    for rotate in (False, True):
+    ref = [cat_reference(size) for _ in range(runs)] if "logs" in scenarios else [1.0]
+    if "logs" in scenarios:
+        results["rows"].append({"scenario": "log throughput", "subject": "cat (reference)", "unit": "MB/s", "samples": ref, **summarize(ref)})
+    for rotate in (False, True) if "logs" in scenarios else ():
         scen = "log throughput" + (" (rotating 50MB x 20)" if rotate else "")
         for s in subjects:
             samples = [log_throughput(s, size, rotate) for _ in range(runs)]
@@ -228,14 +384,18 @@ def main():
             results["rows"].append(row)
             by_subject[(scen, s.name)] = row
 
+    tm = next((s for s in subjects if s.name == "taskmaster"), None)
+    if "attach" in scenarios and tm:
+        results["rows"].extend(attach_scenarios(tm, args.quick, runs))
+
     print(f"{'scenario':34} {'subject':16} {'median':>9} {'min':>9} {'max':>9} {'best':>9} {'n':>3} unit  tm/sv  tm/cat(best)")
     ref_best = max(ref)
     for row in results["rows"]:
         tm = by_subject.get((row["scenario"], "taskmaster"))
         sv = by_subject.get((row["scenario"], "supervisord"))
         ratio_sv = f"{tm['median'] / sv['median']:.2f}" if row["subject"] == "taskmaster" and tm and sv else ""
-        ratio_cat = f"{row['best'] / ref_best:.2f}" if row["subject"] != "cat (reference)" else ""
-        print(f"{row['scenario']:34} {row['subject']:16} {row['median']:9.1f} {row['min']:9.1f} {row['max']:9.1f} {row['best']:9.1f} {row['n']:3} {row['unit']:5} {ratio_sv:>5}  {ratio_cat:>5}")
+        ratio_cat = f"{row['best'] / ref_best:.2f}" if row["scenario"].startswith("log throughput") and row["subject"] != "cat (reference)" else ""
+        print(f"{row['scenario']:34} {row['subject']:16} {row['median']:9.3f} {row['min']:9.3f} {row['max']:9.3f} {row['best']:9.3f} {row['n']:3} {row['unit']:5} {ratio_sv:>5}  {ratio_cat:>5}")
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"raw samples: {out}")

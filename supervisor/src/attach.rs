@@ -16,12 +16,22 @@ use serde_json::json;
 use std::io::Write;
 use std::num::NonZeroU16;
 
+/// Unsent bytes beyond which an attached client stops getting output until it catches up
+/// (1 MiB): a slow terminal never stalls the program or the other clients.
+pub const LAG_BYTES: usize = 1 << 20;
+
+/// Output not yet fed to the terminal model, at most (256 KiB): the model catches up when this
+/// fills, at attach, and before a resize.
+pub const MODEL_BACKLOG: usize = 256 * 1024;
+
 /// A PTY program's side of the terminal.
 pub struct Pty {
     /// The master, for keystrokes and window size (the watcher owns the copy it reads).
     pub master: std::fs::File,
     /// What the screen shows now; built from the first output on.
     pub screen: Option<vt100::Parser>,
+    /// Output the model has not seen yet.
+    backlog: Vec<u8>,
     /// Current window size (rows, cols).
     pub size: (u16, u16),
 }
@@ -29,19 +39,48 @@ pub struct Pty {
 impl Pty {
     /// A PTY at its default size.
     pub fn new(master: std::fs::File, size: (u16, u16)) -> Self {
-        Pty { master, screen: None, size }
+        Pty { master, screen: None, backlog: Vec::new(), size }
     }
 
-    /// Feeds output to the terminal model.
+    /// Records output for the terminal model.
     pub fn record(&mut self, bytes: &[u8]) {
+        self.backlog.extend_from_slice(bytes);
+        if self.backlog.len() >= MODEL_BACKLOG {
+            self.catch_up();
+        }
+    }
+
+    /// Feeds the backlog to the model. A backlog of plain text (no ESC, SO or SI: nothing that
+    /// changes a mode, a charset or the cursor beyond the text itself) only matters by its last
+    /// screenfuls, so only those are processed; anything else is processed in full. The screen
+    /// that results is the same; a flood of text costs a fraction of parsing every byte.
+    fn catch_up(&mut self) {
+        if self.backlog.is_empty() {
+            return;
+        }
         let (r, c) = self.size;
-        let (r, c) = (NonZeroU16::new(r).unwrap_or(NonZeroU16::MIN), NonZeroU16::new(c).unwrap_or(NonZeroU16::MIN));
-        self.screen.get_or_insert_with(|| vt100::Parser::new(r, c, 0)).process(bytes);
+        let (nr, nc) = (NonZeroU16::new(r).unwrap_or(NonZeroU16::MIN), NonZeroU16::new(c).unwrap_or(NonZeroU16::MIN));
+        let screenful = usize::from(r) * usize::from(c);
+        let keep = (4 * screenful).max(32 * 1024);
+        let plain = !self.backlog.iter().any(|b| matches!(b, 0x1b | 0x0e | 0x0f));
+        let start = if plain && self.backlog.len() > keep {
+            // Resume at a line start inside the kept tail, so the cut does not split a line.
+            let cut = self.backlog.len() - keep;
+            self.backlog[cut..].iter().position(|b| *b == b'\n').map_or(cut, |i| cut + i + 1)
+        } else {
+            0
+        };
+        self.screen.get_or_insert_with(|| vt100::Parser::new(nr, nc, 0)).process(&self.backlog[start..]);
+        self.backlog.clear();
+        if self.backlog.capacity() > MODEL_BACKLOG {
+            self.backlog.shrink_to(MODEL_BACKLOG);
+        }
     }
 
     /// Sets the window size of the terminal and of the model.
     pub fn resize(&mut self, rows: u16, cols: u16) -> std::io::Result<()> {
         let (Some(r), Some(c)) = (NonZeroU16::new(rows), NonZeroU16::new(cols)) else { return Ok(()) };
+        self.catch_up();
         crate::sys::set_winsize(&self.master, rows, cols)?;
         self.size = (rows, cols);
         if let Some(p) = &mut self.screen {
@@ -51,7 +90,8 @@ impl Pty {
     }
 
     /// Escape codes that redraw the current screen on a client's terminal.
-    pub fn redraw(&self) -> Vec<u8> {
+    pub fn redraw(&mut self) -> Vec<u8> {
+        self.catch_up();
         let mut out = b"\x1b[H\x1b[2J".to_vec();
         if let Some(p) = &self.screen {
             out.extend_from_slice(p.screen().state_formatted().as_bytes());
@@ -169,10 +209,17 @@ impl Supervisor {
         }
     }
 
-    /// Sends program output to the clients attached to `slot`.
+    /// Sends program output to the clients attached to `slot`. A client more than
+    /// [`LAG_BYTES`] behind gets nothing more until it has caught up, then a redraw.
     pub(crate) fn feed_attached(&mut self, slot: usize, n: usize) {
-        let clients: Vec<u32> =
-            self.clients.iter().filter(|(_, c)| c.attached == Some(slot)).map(|(id, _)| *id).collect();
+        let mut clients = Vec::new();
+        for (id, c) in self.clients.iter_mut().filter(|(_, c)| c.attached == Some(slot)) {
+            if c.behind || c.pending() > LAG_BYTES {
+                c.behind = true;
+            } else {
+                clients.push(*id);
+            }
+        }
         if clients.is_empty() {
             return;
         }
@@ -180,6 +227,19 @@ impl Supervisor {
         for c in clients {
             self.send_frame_data(c, &data);
         }
+    }
+
+    /// A lagging client has caught up: redraw its screen from the model (PTY), or say that it
+    /// missed output (pipe).
+    pub(crate) fn resync_attached(&mut self, client: u32) {
+        let Some(c) = self.clients.get_mut(&client) else { return };
+        c.behind = false;
+        let Some(slot) = c.attached else { return };
+        let catch_up = match self.registry.procs.get_mut(&slot).and_then(|p| p.pty.as_mut()) {
+            Some(pty) => pty.redraw(),
+            None => b"\r\n[taskmaster: output skipped while this terminal was behind]\r\n".to_vec(),
+        };
+        self.send_frame_data(client, &catch_up);
     }
 
     /// Ends every attach to `slot` with an `exit` frame.
@@ -191,5 +251,39 @@ impl Supervisor {
             self.flush(c);
             self.drop_client(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pty() -> Pty {
+        Pty::new(tempfile::tempfile().unwrap(), (24, 80))
+    }
+
+    #[test]
+    fn a_text_flood_leaves_the_same_screen_as_parsing_every_byte() {
+        let flood: Vec<u8> = (0..200_000).flat_map(|i| format!("line {i} of the flood\r\n").into_bytes()).collect();
+        let mut fast = pty();
+        for chunk in flood.chunks(4096) {
+            fast.record(chunk);
+        }
+        let mut exact = vt100::Parser::new(NonZeroU16::new(24).unwrap(), NonZeroU16::new(80).unwrap(), 0);
+        exact.process(&flood);
+        fast.catch_up();
+        assert_eq!(fast.screen.as_ref().unwrap().screen().contents(), exact.screen().contents());
+        assert_eq!(fast.screen.as_ref().unwrap().screen().cursor_position(), exact.screen().cursor_position());
+    }
+
+    #[test]
+    fn output_with_escapes_is_parsed_in_full() {
+        let mut p = pty();
+        let mut out = b"\x1b[?1049h\x1b[31m".to_vec();
+        out.extend(std::iter::repeat_n(b'x', MODEL_BACKLOG));
+        p.record(&out);
+        let screen = p.screen.as_ref().unwrap().screen();
+        assert!(screen.alternate_screen());
+        assert_eq!(screen.cell(0, 0).unwrap().fgcolor(), vt100::Color::Idx(1));
     }
 }

@@ -30,6 +30,16 @@ pub struct Client {
     outbuf: Vec<u8>,
     /// The process this connection is attached to (`fg`): it then carries frames, not lines.
     pub(crate) attached: Option<usize>,
+    /// Output was withheld from this attached client while it lagged; it gets a redraw once
+    /// its queue drains.
+    pub(crate) behind: bool,
+}
+
+impl Client {
+    /// Bytes queued and not yet written.
+    pub(crate) fn pending(&self) -> usize {
+        self.outbuf.len()
+    }
 }
 
 /// What a `-f` client follows.
@@ -235,7 +245,11 @@ impl Supervisor {
             }
         }
         let pending = !c.outbuf.is_empty();
+        let resync = !pending && c.behind;
         let _ = self.watcher.interest(client_key(id), true, pending);
+        if resync {
+            self.resync_attached(id);
+        }
     }
 
     fn send_chunk(&mut self, source: FollowSource, data: &str) {
