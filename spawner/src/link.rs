@@ -60,6 +60,7 @@ impl Spawner {
     /// A spawner serving `link`, whose supervisor has pid `supervisor`.
     pub fn new(config: Config, link: Link, supervisor: Pid, sigfd: SignalFd, log_to_stderr: bool) -> Self {
         let base_env = std::env::vars_os()
+            .filter(|(k, _)| !SERVICE_MANAGER_VARS.iter().any(|v| k == v))
             .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
         Spawner {
@@ -191,7 +192,12 @@ impl Spawner {
         match (self.state, request) {
             (LinkState::AwaitHello, Request::Hello { version: VERSION }) => {
                 self.state = LinkState::Ready;
-                self.send(&Event::Hello { version: VERSION, spawner_pid: std::process::id() as i32 }, &[]);
+                let notify = std::env::var_os("NOTIFY_SOCKET").is_some();
+                let watchdog_usec = sd_notify::watchdog_enabled().map(|d| d.as_micros() as u64);
+                self.send(
+                    &Event::Hello { version: VERSION, spawner_pid: std::process::id() as i32, notify, watchdog_usec },
+                    &[],
+                );
                 self.send_config();
                 Ok(())
             }
@@ -207,6 +213,9 @@ impl Spawner {
                 Ok(())
             }
             (LinkState::Ready, Request::Commit { generation, programs }) => self.commit(generation, &programs),
+            (LinkState::Ready, Request::Notify { ready, reloading, stopping, watchdog, status }) => {
+                notify(ready, reloading, stopping, watchdog, status.as_deref())
+            }
             (LinkState::Ready, Request::Signal { spawn_id, signal, purpose }) => {
                 let result = dispatch::check_signal(&self.children, spawn_id, signal, purpose)
                     .map_err(|r| r.to_string())
@@ -364,6 +373,42 @@ impl Spawner {
             let _ = self.children.reap();
         }
     }
+}
+
+/// Variables for the service manager that neither the supervisor nor the programs may see:
+/// the spawner (systemd's main pid) alone talks to it.
+pub const SERVICE_MANAGER_VARS: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+/// Sends the supervisor's notification to the service manager, checked first: a status is one
+/// line of printable text of at most `MAX_STATUS` bytes.
+fn notify(ready: bool, reloading: bool, stopping: bool, watchdog: bool, status: Option<&str>) -> Result<(), String> {
+    use sd_notify::NotifyState;
+    if let Some(s) = status {
+        if s.len() > common::proto::spawn::MAX_STATUS || s.chars().any(char::is_control) {
+            return Err("a notify status that is not one short printable line".into());
+        }
+    }
+    let mut states = Vec::new();
+    if reloading {
+        states.push(NotifyState::Reloading);
+        states.extend(NotifyState::monotonic_usec_now().ok());
+    }
+    if ready {
+        states.push(NotifyState::Ready);
+    }
+    if stopping {
+        states.push(NotifyState::Stopping);
+    }
+    if watchdog {
+        states.push(NotifyState::Watchdog);
+    }
+    if let Some(s) = status {
+        states.push(NotifyState::Status(s));
+    }
+    if let Err(e) = sd_notify::notify(&states) {
+        say(&format!("sd_notify: {e}"));
+    }
+    Ok(())
 }
 
 /// A non-blocking, close-on-exec signalfd for [`handled_signals`], which it blocks.

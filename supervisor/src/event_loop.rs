@@ -23,7 +23,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Key of the spawner link.
 pub const KEY_LINK: usize = 0;
@@ -58,6 +58,21 @@ const READS_PER_WAKEUP: usize = 16;
 /// A PTY's window size until a client attaches (rows, cols): the spawner opens it so.
 const DEFAULT_PTY_SIZE: (u16, u16) = (24, 80);
 
+/// What the supervisor asks the spawner to tell the service manager (sd_notify).
+#[derive(Debug, Default)]
+pub struct Notify {
+    /// `READY=1`.
+    pub ready: bool,
+    /// `RELOADING=1`.
+    pub reloading: bool,
+    /// `STOPPING=1`.
+    pub stopping: bool,
+    /// `WATCHDOG=1`.
+    pub watchdog: bool,
+    /// `STATUS=…`.
+    pub status: Option<String>,
+}
+
 /// The supervisor.
 pub struct Supervisor {
     pub(crate) watcher: Watcher,
@@ -82,6 +97,11 @@ pub struct Supervisor {
     pub(crate) followers: Vec<crate::control::Follower>,
     program_syslog: Option<crate::logs::Syslog>,
     program_syslog_failed: bool,
+    /// A service manager listens (sd_notify through the spawner).
+    notify: bool,
+    last_status: String,
+    /// Watchdog ping interval (half of WATCHDOG_USEC) and the next ping.
+    watchdog: Option<(Duration, Instant)>,
 }
 
 fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
@@ -100,10 +120,16 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
     let mut link = Link::new(link_owned);
     link.send(&Request::Hello { version: VERSION }, &[]).map_err(|e| e.to_string())?;
     let mut spawner_pid = 0;
+    let mut notify = false;
+    let mut watchdog = None;
     let mut asm = ConfigAssembler::default();
     let generation = loop {
         match link.recv::<SpawnEvent>().map_err(|e| format!("handshake: {e}"))?.0 {
-            SpawnEvent::Hello { version: VERSION, spawner_pid: pid } => spawner_pid = pid,
+            SpawnEvent::Hello { version: VERSION, spawner_pid: pid, notify: n, watchdog_usec } => {
+                spawner_pid = pid;
+                notify = n;
+                watchdog = watchdog_usec.filter(|u| *u > 0).map(|u| Duration::from_micros(u) / 2);
+            }
             SpawnEvent::ConfigChunk { more, data } => asm.push(more, &data).map_err(|e| e.to_string())?,
             SpawnEvent::ConfigEnd { generation, .. } => break generation,
             other => return Err(format!("handshake: unexpected {other:?}")),
@@ -160,6 +186,9 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         followers: Vec::new(),
         program_syslog: None,
         program_syslog_failed: false,
+        notify,
+        last_status: String::new(),
+        watchdog: watchdog.map(|every| (every, Instant::now() + every)),
     })
 }
 
@@ -185,9 +214,11 @@ impl Supervisor {
             .map(|s| (s, false))
             .collect();
         self.start_job(autostart, None);
+        self.notify(Notify { ready: true, status: Some(self.summary()), ..Notify::default() });
         let mut events = Events::new();
         while self.exit_code.is_none() {
-            let timeout = self.timers.peek().map(|Reverse(t)| t.at.saturating_duration_since(Instant::now()));
+            let next = self.timers.peek().map(|Reverse(t)| t.at).into_iter().chain(self.watchdog.map(|w| w.1)).min();
+            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             events.clear();
             if let Err(e) = self.watcher.wait(&mut events, timeout) {
                 self.log.log(LogLevel::Critical, &format!("epoll_wait: {e}"));
@@ -200,6 +231,7 @@ impl Supervisor {
             self.fire_timers(Instant::now());
             self.progress_jobs();
             self.feed_main_followers();
+            self.service_manager_tick(Instant::now());
         }
         self.feed_main_followers();
         self.end_followers(|_| true, "taskmasterd is shutting down");
@@ -516,12 +548,60 @@ impl Supervisor {
         }
     }
 
+    /// Sends a notification to the service manager, when one listens.
+    pub(crate) fn notify(&mut self, n: Notify) {
+        if !self.notify {
+            return;
+        }
+        if let Some(s) = &n.status {
+            self.last_status = s.clone();
+        }
+        let Notify { ready, reloading, stopping, watchdog, status } = n;
+        self.send(&Request::Notify { ready, reloading, stopping, watchdog, status });
+    }
+
+    /// `12 running, 1 fatal`: the processes by state, for the service manager's STATUS.
+    pub fn summary(&self) -> String {
+        use crate::state::ProcessState::*;
+        let states = [Running, Starting, Backoff, Stopping, Exited, Fatal, Stopped];
+        let parts: Vec<String> = states
+            .iter()
+            .filter_map(|s| {
+                let n = self.registry.count(*s);
+                (n > 0).then(|| format!("{n} {}", s.as_str().to_lowercase()))
+            })
+            .collect();
+        if parts.is_empty() {
+            "no programs".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Keeps the service manager's STATUS current and pings its watchdog when due.
+    fn service_manager_tick(&mut self, now: Instant) {
+        if !self.notify {
+            return;
+        }
+        let status = self.summary();
+        if status != self.last_status {
+            self.notify(Notify { status: Some(status), ..Notify::default() });
+        }
+        if let Some((every, next)) = self.watchdog {
+            if now >= next {
+                self.watchdog = Some((every, now + every));
+                self.notify(Notify { watchdog: true, ..Notify::default() });
+            }
+        }
+    }
+
     /// Stops everything in priority order, then exits (TERM/INT/QUIT, `shutdown`).
     pub(crate) fn begin_shutdown(&mut self) {
         if self.shutting_down {
             return;
         }
         self.shutting_down = true;
+        self.notify(Notify { stopping: true, status: Some("stopping every program".into()), ..Notify::default() });
         let all = self.registry.ordered().into_iter().map(|s| (s, false)).collect();
         self.stop_job(all, crate::control::Then::Exit, None);
     }

@@ -253,6 +253,28 @@ impl Syslog {
     }
 }
 
+/// The syslog priority of a level (journald reads `<N>` prefixes): debug 7 … critical 2.
+pub fn syslog_priority(level: LogLevel) -> u8 {
+    match level {
+        LogLevel::Debug => 7,
+        LogLevel::Info => 6,
+        LogLevel::Warn => 4,
+        LogLevel::Error => 3,
+        LogLevel::Critical => 2,
+    }
+}
+
+/// Whether stderr is connected to journald: `JOURNAL_STREAM` (`DEVICE:INODE`, set by systemd)
+/// names the file stderr is (sd_journal_stream_fd(3) says to compare both).
+pub fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = v.to_str().and_then(|s| s.split_once(':')) else { return false };
+    match nix::sys::stat::fstat(io::stderr()) {
+        Ok(st) => dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino),
+        Err(_) => false,
+    }
+}
+
 /// The daemon's main log (DESIGN §5), also copied to stderr in the foreground and to syslog
 /// when configured. Lines logged since the last [`MainLog::take_fresh`] are kept for
 /// `maintail -f`.
@@ -260,6 +282,8 @@ pub struct MainLog {
     file: RotatingFile,
     level: LogLevel,
     to_stderr: bool,
+    /// stderr is journald's stream: lines carry `<N>` priorities and no timestamp.
+    journal: bool,
     /// Recent lines, for `maintail`.
     pub recent: Tail,
     fresh: Vec<u8>,
@@ -273,6 +297,7 @@ impl MainLog {
             file: RotatingFile::new(path, max_bytes, backups),
             level,
             to_stderr,
+            journal: stderr_is_journal(),
             recent: Tail::default(),
             fresh: Vec::new(),
             syslog: None,
@@ -303,7 +328,9 @@ impl MainLog {
         if let Some(err) = self.file.write(line.as_bytes()) {
             eprintln!("taskmasterd: main log: {err}");
         }
-        if self.to_stderr {
+        if self.journal {
+            let _ = io::stderr().write_all(format!("<{}>{msg}\n", syslog_priority(level)).as_bytes());
+        } else if self.to_stderr {
             let _ = io::stderr().write_all(line.as_bytes());
         }
         if let Some(err) = self.syslog.as_mut().and_then(|s| s.send(level, None, msg)) {

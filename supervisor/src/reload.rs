@@ -4,7 +4,7 @@
 //! last file content and no process is restarted twice for one change.
 
 use crate::control::Then;
-use crate::event_loop::Supervisor;
+use crate::event_loop::{Notify, Supervisor};
 use crate::registry::Target;
 use crate::state::ProcessState;
 use common::config::{ChangeKind, Program, ReloadPlan};
@@ -61,6 +61,9 @@ impl Supervisor {
             return;
         }
         let Some(req) = self.reloads.queue.pop_front() else { return };
+        if matches!(req.kind, ReloadKind::Hup | ReloadKind::Update(_) | ReloadKind::Reload) {
+            self.notify(Notify { reloading: true, status: Some("reloading the config".into()), ..Notify::default() });
+        }
         self.reloads.next_token += 1;
         let token = self.reloads.next_token;
         self.reloads.in_flight = Some((token, req));
@@ -69,7 +72,13 @@ impl Supervisor {
 
     fn take_in_flight(&mut self, token: u64) -> Option<ReloadRequest> {
         match self.reloads.in_flight.take() {
-            Some((t, req)) if t == token => Some(req),
+            Some((t, req)) if t == token => {
+                if matches!(req.kind, ReloadKind::Hup | ReloadKind::Update(_) | ReloadKind::Reload) {
+                    let status = Some(self.summary());
+                    self.notify(Notify { ready: true, status, ..Notify::default() });
+                }
+                Some(req)
+            }
             other => {
                 self.reloads.in_flight = other;
                 self.log.error(&format!("spawner answered unknown re-read {token}"));

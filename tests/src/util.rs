@@ -135,14 +135,29 @@ impl Daemon {
 
     /// As [`Daemon::start_in`], with `server_extra` (indented YAML lines) added to `server:`.
     pub fn start_full(scratch: Scratch, server_extra: &str, yaml: &str) -> Daemon {
+        Self::start_env(scratch, server_extra, yaml, &[])
+    }
+
+    /// As [`Daemon::start_full`], with environment variables for taskmasterd
+    /// (`JOURNAL_STREAM=auto` becomes the `DEVICE:INODE` of its stderr file, as systemd sets it).
+    pub fn start_env(scratch: Scratch, server_extra: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
+        use std::os::unix::fs::MetadataExt;
         let config = scratch.path("taskmaster.yaml");
         let socket = scratch.path("tm.sock");
+        let stderr = fs::File::create(scratch.path("stderr.txt")).expect("stderr file");
+        let meta = stderr.metadata().expect("stat stderr file");
         let mut cmd = Command::new(bin("taskmasterd"));
+        for (k, v) in env {
+            match (*k, *v) {
+                ("JOURNAL_STREAM", "auto") => cmd.env(k, format!("{}:{}", meta.dev(), meta.ino())),
+                _ => cmd.env(k, v),
+            };
+        }
         cmd.arg("-c")
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(fs::File::create(scratch.path("stderr.txt")).expect("stderr file")))
+            .stderr(Stdio::from(stderr))
             .process_group(0);
         let mut d = Daemon { scratch, config, socket, server_extra: server_extra.to_owned(), child: None };
         d.rewrite(yaml);

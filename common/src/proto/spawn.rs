@@ -21,6 +21,8 @@ pub const MAX_MSG: usize = 16 * 1024;
 pub const HEADER: usize = 8;
 /// Most fds one message may carry (stdin, stdout, stderr).
 pub const MAX_FDS: usize = 3;
+/// Longest `STATUS=` text a `Notify` may carry, in bytes.
+pub const MAX_STATUS: usize = 200;
 
 /// What may go wrong on the link. Every variant ends it.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,20 @@ pub enum Request {
         /// Programs to take from it; empty: all of it.
         programs: Vec<String>,
     },
+    /// Tell the service manager (sd_notify) about the daemon; the spawner, systemd's main pid,
+    /// sends it when `NOTIFY_SOCKET` is set.
+    Notify {
+        /// `READY=1`.
+        ready: bool,
+        /// `RELOADING=1` with `MONOTONIC_USEC`.
+        reloading: bool,
+        /// `STOPPING=1`.
+        stopping: bool,
+        /// `WATCHDOG=1`.
+        watchdog: bool,
+        /// `STATUS=…`, one line of at most [`MAX_STATUS`] printable characters.
+        status: Option<String>,
+    },
     /// Deliver a signal to a live child the spawner forked (DESIGN §1 rule 2).
     Signal {
         /// The child.
@@ -154,6 +170,10 @@ pub enum Event {
         version: u16,
         /// The spawner's pid: the daemon's pid as `taskmasterctl pid` prints it.
         spawner_pid: i32,
+        /// A service manager listens for `Notify` (NOTIFY_SOCKET is set).
+        notify: bool,
+        /// The service manager's watchdog interval (WATCHDOG_USEC), in microseconds.
+        watchdog_usec: Option<u64>,
     },
     /// A piece of a config item (see [`ConfigItem`]); `more` is false on its last piece.
     ConfigChunk {
@@ -262,10 +282,11 @@ impl Message for Request {
             Request::Signal { .. } => 3,
             Request::Reread { .. } => 4,
             Request::Commit { .. } => 5,
+            Request::Notify { .. } => 6,
         }
     }
     fn known_tag(tag: u16) -> bool {
-        (1..=5).contains(&tag)
+        (1..=6).contains(&tag)
     }
 }
 

@@ -10,6 +10,7 @@ mod logs;
 mod privilege;
 mod reload;
 mod restart;
+mod service;
 mod stop;
 
 use std::time::Duration;
