@@ -17,9 +17,12 @@ pub struct Cli {
     /// Config file (default: $TASKMASTER_CONFIG, ./taskmaster.yaml, /etc/taskmaster/taskmaster.yaml).
     #[arg(short = 'c', long = "configuration", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Stay in the foreground and log to stderr too (the default in this version).
-    #[arg(short = 'n', long = "nodaemon")]
+    /// Stay in the foreground and log to stderr too (the default), even if server.daemon is set.
+    #[arg(short = 'n', long = "nodaemon", conflicts_with = "daemon")]
     pub nodaemon: bool,
+    /// Detach from the terminal (double fork, setsid, /dev/null stdio), as server.daemon.
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
     /// Check the config, print one line per program, and exit (0 valid, 2 invalid).
     #[arg(short = 't', long = "check-config")]
     pub check: bool,
@@ -60,18 +63,12 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if config.server.daemon {
-        eprintln!(
-            "{}: server.daemon: daemon mode is not supported by this version yet; run in the foreground",
-            config.file.display()
-        );
-        return ExitCode::from(2);
-    }
     if cli.check {
         print!("{}", summary(&config));
         return ExitCode::SUCCESS;
     }
-    match serve(config) {
+    let daemon = !cli.nodaemon && (cli.daemon || config.server.daemon);
+    match serve(config, daemon) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("taskmasterd: {e}");
@@ -80,10 +77,12 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> Result<u8, String> {
+fn serve(config: Config, daemon: bool) -> Result<u8, String> {
     if !sys::is_single_threaded() {
         return Err("the spawner must be single-threaded to fork safely".into());
     }
+    let report = if daemon { Some(crate::daemon::daemonize()?) } else { None };
+    let _pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(config.server.umask as libc::mode_t));
     setup::raise_limits(&config)?;
     let user = setup::supervisor_user(&config)?;
@@ -93,13 +92,16 @@ fn serve(config: Config) -> Result<u8, String> {
     let listener: OwnedFd = setup::bind_socket(&config)?.into();
     let socket_path = config.socket.path.clone();
     let result = (|| {
+        if let Some(r) = report {
+            r.ready(config.server.directory.as_deref())?;
+        }
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| format!("socketpair: {e}"))?;
         let sigfd = signal_fd().map_err(|e| format!("signalfd: {e}"))?;
         let supervisor = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
         drop(listener);
-        Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, true).run())
+        Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, !daemon).run())
     })();
     let _ = std::fs::remove_file(&socket_path);
     result

@@ -14,6 +14,7 @@
 pub mod child;
 pub mod children;
 pub mod cli;
+pub mod daemon;
 pub mod dispatch;
 pub mod link;
 pub mod prepare;

@@ -67,3 +67,63 @@ fn under_journald_the_main_log_carries_priorities_and_no_timestamp() {
     // The file log keeps its timestamps.
     assert!(d.log().lines().any(|l| l.starts_with("20") && l.contains("INFO spawned: 'p'")));
 }
+
+/// Kills a pid when dropped (a daemon is not our child: clean up by pid, never by name).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if tests::alive(self.0) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn daemon_mode_detaches_writes_a_locked_pidfile_and_cleans_up() {
+    let s = Scratch::new();
+    let (pidfile, sock, cfg) = (s.path("run/tm.pid"), s.path("tm.sock"), s.path("tm.yaml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  logfile: {}\n  pidfile: {}\n  daemon: true\nsocket:\n  path: {}\nprograms:\n  p:\n    command: sleep 1000\n    startsecs: 0\n",
+            s.path("log/tm.log").display(),
+            pidfile.display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let start = || std::process::Command::new(tests::bin("taskmasterd")).arg("-c").arg(&cfg).output().unwrap();
+    let out = start();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Serving when the starting command returns.
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let _guard = KillOnDrop(pid);
+    assert!(tests::alive(pid));
+    assert!(std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .starts_with(tests::bin("taskmasterd").as_os_str().as_encoded_bytes()));
+    assert_ne!(tests::ppid(pid), Some(std::process::id() as i32), "not detached");
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(tests::bin("taskmasterctl")).arg("-s").arg(&sock).args(args).output().unwrap()
+    };
+    wait_until("p RUNNING", SOON, || String::from_utf8_lossy(&ctl(&["status", "p"]).stdout).contains("RUNNING"));
+    // A second start is refused, daemon or not, and says why.
+    for extra in [&[][..], &["-n"][..]] {
+        let out =
+            std::process::Command::new(tests::bin("taskmasterd")).args(extra).arg("-c").arg(&cfg).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("another taskmasterd (pid {pid}) holds {}", pidfile.display())), "{err}");
+    }
+    // Another pidfile, same socket: refused too.
+    let cfg2 = s.path("tm2.yaml");
+    std::fs::write(&cfg2, std::fs::read_to_string(&cfg).unwrap().replace("run/tm.pid", "run/other.pid")).unwrap();
+    let out = std::process::Command::new(tests::bin("taskmasterd")).arg("-c").arg(&cfg2).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another taskmasterd is serving"), "{out:?}");
+    // Shutdown removes the pidfile and the socket.
+    assert!(ctl(&["shutdown"]).status.success());
+    wait_until("the daemon gone", SOON, || !tests::alive(pid));
+    assert!(!pidfile.exists() && !sock.exists());
+}

@@ -1,0 +1,101 @@
+//! Daemon mode (`-d`, `server.daemon`) and the pidfile, as supervisord's `nodaemon=false`:
+//! fork, setsid, fork again, /dev/null stdio, chdir. The first process waits on a pipe until the
+//! daemon says it serves (exit 0), or until it exits after printing its error (exit 1), so
+//! `taskmasterd -d` fails visibly when startup fails.
+
+use crate::sys;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::unistd::ForkResult;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The daemon's line back to the process that started it.
+pub struct Report(OwnedFd);
+
+/// Detaches: only the grandchild returns; the original process exits 0 once the grandchild
+/// reports [`Report::ready`], 1 if it exits first.
+///
+/// # Errors
+/// `pipe2`, `fork` or `setsid` failed (in the original process).
+pub fn daemonize() -> Result<Report, String> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+    match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Parent { .. } => {
+            drop(w);
+            let mut said = Vec::new();
+            let _ = File::from(r).read_to_end(&mut said);
+            std::process::exit(if said == b"ok" { 0 } else { 1 });
+        }
+        ForkResult::Child => {}
+    }
+    drop(r);
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    match sys::fork().map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => Ok(Report(w)),
+    }
+}
+
+impl Report {
+    /// The daemon serves: tell the waiting process, then leave the terminal (stdio to
+    /// /dev/null) and change to `directory` (`server.directory`, else `/`).
+    ///
+    /// # Errors
+    /// /dev/null or the directory cannot be opened.
+    pub fn ready(self, directory: Option<&Path>) -> Result<(), String> {
+        let dir = directory.unwrap_or(Path::new("/"));
+        nix::unistd::chdir(dir).map_err(|e| format!("chdir {}: {e}", dir.display()))?;
+        let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .map_err(|e| format!("open /dev/null: {e}"))?;
+        let _ = File::from(self.0).write_all(b"ok");
+        for fd in 0..3 {
+            sys::dup2_onto(null.as_fd(), fd).map_err(|e| format!("dup2 /dev/null: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The pidfile, locked (flock) while the daemon lives and removed when dropped.
+pub struct PidFile {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+/// Creates and locks `path` and writes this process's pid in it.
+///
+/// # Errors
+/// Another process holds the lock ("another taskmasterd (pid 4242) holds …"), or the file
+/// cannot be written.
+pub fn lock_pidfile(path: &Path) -> Result<PidFile, String> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot open pidfile {}: {e}", path.display()))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((mut f, _)) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            return Err(format!("another taskmasterd (pid {}) holds {}", pid.trim(), path.display()));
+        }
+    };
+    lock.set_len(0).map_err(|e| format!("cannot write pidfile {}: {e}", path.display()))?;
+    lock.rewind()
+        .and_then(|()| writeln!(lock, "{}", std::process::id()))
+        .map_err(|e| format!("cannot write pidfile {}: {e}", path.display()))?;
+    Ok(PidFile { path: path.to_path_buf(), _lock: lock })
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
