@@ -18,6 +18,9 @@ pub struct Cli {
     /// Start the interactive shell after running the action.
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
+    /// Write the man page and shell completions into DIR (used by `make install`).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub generate_docs: Option<PathBuf>,
     /// The action and its arguments; see `taskmasterctl help`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ACTION")]
     pub action: Vec<String>,

@@ -37,6 +37,10 @@ macro_rules! outln {
 /// # Errors
 /// Any [`CtlError`]; `main` prints it and exits with its code.
 pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
+    if let Some(dir) = &cli.generate_docs {
+        generate_docs(dir).map_err(|e| CtlError::Failed(format!("cannot write docs into {}: {e}", dir.display())))?;
+        return Ok(Outcome::Ok);
+    }
     let settings = cli::settings(&cli)?;
     let mut outcome = Outcome::Ok;
     if !cli.action.is_empty() {
@@ -53,4 +57,30 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
         return shell::run(&settings);
     }
     Ok(outcome)
+}
+
+/// Writes taskmasterctl(1), with every action, and its shell completions into `dir` (`man/`,
+/// `completions/`), for `make install`.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn generate_docs(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut actions = String::from("Actions (NAME is a process like web:0, a program like web, or all):\n\n");
+    for (_, usage, help) in actions::ACTIONS {
+        actions.push_str(&format!("  {usage}\n      {help}\n\n"));
+    }
+    actions.push_str("Exit status: 0 ok; 1 an action failed; 2 usage or config error; 3 status found a selected process not RUNNING; 4 the daemon cannot be reached or refused access.");
+    let mut cmd = cli::Cli::command().after_long_help(actions);
+    let man = dir.join("man");
+    let comp = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&comp)?;
+    let mut page = std::fs::File::create(man.join("taskmasterctl.1"))?;
+    clap_mangen::Man::new(cmd.clone()).section("1").render(&mut page)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, "taskmasterctl", &comp)?;
+    }
+    Ok(())
 }

@@ -26,6 +26,28 @@ pub struct Cli {
     /// Check the config, print one line per program, and exit (0 valid, 2 invalid).
     #[arg(short = 't', long = "check-config")]
     pub check: bool,
+    /// Write the man page and shell completions into DIR (used by `make install`).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub generate_docs: Option<PathBuf>,
+}
+
+/// Writes `DIR/man/NAME.SECTION` (clap_mangen) and `DIR/completions/` for bash, zsh and fish
+/// (clap_complete) for a command.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn generate_docs(mut cmd: clap::Command, name: &str, section: &str, dir: &std::path::Path) -> std::io::Result<()> {
+    use clap_complete::Shell;
+    let man = dir.join("man");
+    let comp = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&comp)?;
+    let mut page = std::fs::File::create(man.join(format!("{name}.{section}")))?;
+    clap_mangen::Man::new(cmd.clone()).section(section).render(&mut page)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd, name, &comp)?;
+    }
+    Ok(())
 }
 
 fn summary(c: &Config) -> String {
@@ -49,6 +71,16 @@ fn summary(c: &Config) -> String {
 /// Runs taskmasterd; returns its exit code (0 ok, 1 runtime failure, 2 usage or config error).
 pub fn run(cli: Cli) -> ExitCode {
     sys::ensure_stdio();
+    if let Some(dir) = &cli.generate_docs {
+        use clap::CommandFactory;
+        return match generate_docs(Cli::command(), "taskmasterd", "8", dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("taskmasterd: cannot write docs into {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     let path = match setup::find_config(cli.config.as_deref()) {
         Ok(p) => p,
         Err(e) => {

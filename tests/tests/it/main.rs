@@ -5,6 +5,7 @@ mod child_env;
 mod config;
 mod ctl;
 mod fg;
+mod install;
 mod lifecycle;
 mod logs;
 mod privilege;
