@@ -348,6 +348,212 @@ def attach_scenarios(tm, quick, runs):
     return rows
 
 
+# ---------------------------------------------------------------- supervision scenarios
+
+HELPER = ROOT / "target" / "bench-helper"
+
+
+def build_helper():
+    if not HELPER.exists() or HELPER.stat().st_mtime < (ROOT / "bench" / "helper.c").stat().st_mtime:
+        HELPER.parent.mkdir(parents=True, exist_ok=True)
+        sh(["cc", "-O2", "-o", HELPER, ROOT / "bench" / "helper.c"])
+
+
+def running_pids(subject):
+    """Pids of the processes the subject reports RUNNING."""
+    if subject.name == "taskmaster":
+        r = subject.ctl("status", "--json")
+        rows = json.loads(r.stdout or "[]")
+        return [row["pid"] for row in rows if row["state"] == "RUNNING"]
+    r = subject.ctl("status")
+    pids = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == "RUNNING" and parts[2] == "pid":
+            pids.append(int(parts[3].rstrip(",")))
+    return pids
+
+
+def daemon_pids(subject):
+    """The supervisor's own processes: taskmaster's spawner and supervisor, or supervisord."""
+    pids = [subject.proc.pid]
+    if subject.name == "taskmaster":
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    stat = (p / "stat").read_text()
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == subject.proc.pid and b"--supervisor-role" in (p / "cmdline").read_bytes():
+                        pids.append(int(p.name))
+                except (OSError, ValueError, IndexError):
+                    pass
+    return pids
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def restart_gaps(subject, cycles):
+    """ms from a program's exit to its next start, by the program's own CLOCK_MONOTONIC stamps."""
+    d = scratch()
+    stamps = d / "stamps"
+    try:
+        subject.start(d, {"flap": {"command": [str(HELPER), "stamp", str(stamps), "3"], "startsecs": 0, "autorestart": "always", "startretries": 1000000}})
+        try:
+            wait_for(f"{cycles + 1} starts", 30 + 3 * cycles, lambda: stamps.exists() and stamps.read_text().count("S ") > cycles, interval=0.005)
+        finally:
+            subject.stop()
+        lines = stamps.read_text().split()
+        events = [(lines[i], int(lines[i + 1])) for i in range(0, len(lines) - 1, 2)]
+        starts = [t for k, t in events if k == "S"]
+        exits = [t for k, t in events if k == "E"]
+        return [(starts[i + 1] - exits[i]) / 1e6 for i in range(min(cycles, len(starts) - 1))]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def mass(subject, n, startsecs):
+    """Seconds for: launch -> all RUNNING, stop all, start all, shutdown -> everything gone."""
+    d = scratch()
+    out = {}
+    try:
+        prog = {"command": ["sleep", "100000"], "numprocs": n, "startsecs": startsecs, "autorestart": "unexpected"}
+        t0 = time.monotonic()
+        subject.start(d, {"sleeper": prog})
+        wait_for(f"{n} RUNNING", 120, lambda: len(running_pids(subject)) == n, interval=0.01 if subject.name == "taskmaster" else 0.1)
+        out["launch -> all RUNNING"] = time.monotonic() - t0
+        pids = running_pids(subject)
+        t0 = time.monotonic()
+        r = subject.ctl("stop", "all")
+        out["stop all -> ctl returned"] = time.monotonic() - t0
+        if r.returncode != 0 or any(alive(p) for p in pids):
+            raise RuntimeError(f"{subject.name}: stop all left processes: {r.stdout[-300:]}")
+        t0 = time.monotonic()
+        subject.ctl("start", "all")
+        wait_for(f"{n} RUNNING again", 120, lambda: len(running_pids(subject)) == n, interval=0.01 if subject.name == "taskmaster" else 0.1)
+        out["start all -> all RUNNING"] = time.monotonic() - t0
+        pids = running_pids(subject) + daemon_pids(subject)
+        t0 = time.monotonic()
+        subject.proc.send_signal(signal.SIGTERM)
+        subject.proc.wait(120)
+        wait_for("every child gone", 60, lambda: not any(alive(p) for p in pids), interval=0.005)
+        out["shutdown -> all gone"] = time.monotonic() - t0
+        return out
+    finally:
+        subject.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def control_latency(subject, n, runs):
+    """ms for the whole `status` and `status NAME` commands with n processes."""
+    d = scratch()
+    try:
+        subject.start(d, {"sleeper": {"command": ["sleep", "100000"], "numprocs": n, "startsecs": 0}})
+        wait_for(f"{n} RUNNING", 120, lambda: len(running_pids(subject)) == n, interval=0.05)
+        one = "sleeper:7" if subject.name == "taskmaster" else "sleeper:sleeper_7"
+        res = {}
+        for label, args in (("status", ["status"]), ("status NAME", ["status", one])):
+            samples = []
+            for _ in range(runs):
+                t0 = time.monotonic()
+                r = subject.ctl(*args)
+                samples.append((time.monotonic() - t0) * 1000)
+                if not r.stdout.strip():
+                    raise RuntimeError(f"{subject.name}: {args} printed nothing")
+            res[label] = samples
+        return res
+    finally:
+        subject.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def cpu_ns_and_switches(pids):
+    cpu, switches = 0, 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            cpu += int((task / "schedstat").read_text().split()[0])
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:") or line.startswith("nonvoluntary_ctxt_switches:"):
+                    switches += int(line.split()[1])
+    return cpu, switches
+
+
+def memory_kib(pids):
+    rss = pss = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss, pss
+
+
+def idle_and_memory(subject, idle_secs):
+    """Idle cost with 100 sleeping programs, and the daemon's memory with 100 and 1000."""
+    res = {}
+    for n in (100, 1000):
+        d = scratch()
+        try:
+            subject.start(d, {"sleeper": {"command": ["sleep", "100000"], "numprocs": n, "startsecs": 0}})
+            wait_for(f"{n} RUNNING", 120, lambda: len(running_pids(subject)) == n, interval=0.05)
+            pids = daemon_pids(subject)
+            if n == 100:
+                time.sleep(1)  # let start-up settle: this measures what follows
+                c0, s0 = cpu_ns_and_switches(pids)
+                time.sleep(idle_secs)  # the measurement itself: nothing may happen meanwhile
+                c1, s1 = cpu_ns_and_switches(pids)
+                res["idle CPU, 100 procs"] = ((c1 - c0) / 1e6 * 60 / idle_secs, "ms CPU/min")
+                res["idle wakeups, 100 procs"] = ((s1 - s0) / idle_secs, "wakeups/s")
+            rss, pss = memory_kib(pids)
+            res[f"daemon RSS, {n} procs"] = (rss / 1024, "MiB")
+            res[f"daemon PSS, {n} procs"] = (pss / 1024, "MiB")
+        finally:
+            subject.stop()
+            shutil.rmtree(d, ignore_errors=True)
+    return res
+
+
+def supervision_scenarios(subjects, quick, runs):
+    build_helper()
+    rows = []
+    cycles = 10 if quick else 50
+    for s in subjects:
+        gaps = restart_gaps(s, cycles)
+        p90 = sorted(gaps)[int(0.9 * (len(gaps) - 1))]
+        rows.append({"scenario": "restart gap", "subject": s.name, "unit": "ms", "samples": gaps, **summarize(gaps), "p90": p90})
+    sizes = (200,) if quick else (200, 1000)
+    for n in sizes:
+        ref = float(subprocess.run([HELPER, "spawnref", str(n)], capture_output=True, text=True, check=True).stdout)
+        rows.append({"scenario": f"fork+exec+wait /bin/true x{n}", "subject": "reference", "unit": "s", "samples": [ref], **summarize([ref])})
+        for startsecs in (1, 0):
+            for s in subjects:
+                figures = {}
+                for _ in range(1 if not quick else 1):
+                    for k, v in mass(s, n, startsecs).items():
+                        figures.setdefault(k, []).append(v)
+                for k, v in figures.items():
+                    rows.append({"scenario": f"{n} procs, startsecs {startsecs}: {k}", "subject": s.name, "unit": "s", "samples": v, **summarize(v)})
+    n = 200 if quick else 1000
+    t_ref = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        subprocess.run(["/bin/true"])
+        t_ref.append((time.monotonic() - t0) * 1000)
+    rows.append({"scenario": "control: run /bin/true", "subject": "reference", "unit": "ms", "samples": t_ref, **summarize(t_ref)})
+    for s in subjects:
+        for label, samples in control_latency(s, n, runs).items():
+            rows.append({"scenario": f"control: {label}, {n} procs", "subject": s.name, "unit": "ms", "samples": samples, **summarize(samples)})
+    for s in subjects:
+        for label, (value, unit) in idle_and_memory(s, 5 if quick else 30).items():
+            rows.append({"scenario": label, "subject": s.name, "unit": unit, "samples": [value], **summarize([value])})
+    return rows
+
+
 # ---------------------------------------------------------------- driver
 
 
@@ -360,7 +566,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes and few runs (under a minute)")
     ap.add_argument("--only", choices=["taskmaster", "supervisord"], help="measure one subject only")
     ap.add_argument("--runs", type=int, help="runs per figure (default 7, quick 3)")
-    ap.add_argument("--scenario", choices=["logs", "attach"], action="append", help="run only these scenarios (repeatable)")
+    ap.add_argument("--scenario", choices=["logs", "attach", "supervision"], action="append", help="run only these scenarios (repeatable)")
     args = ap.parse_args()
     runs = args.runs or (3 if args.quick else 7)
     size = 64 * MIB if args.quick else 512 * MIB
@@ -370,7 +576,7 @@ def main():
     if args.only in (None, "supervisord"):
         subjects.append(Supervisord())
 
-    scenarios = args.scenario or ["logs", "attach"]
+    scenarios = args.scenario or ["logs", "attach", "supervision"]
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "runs": runs, "size_bytes": size, "supervisord": SUPERVISOR_VERSION, "rows": []}
     by_subject = {}
     ref = [cat_reference(size) for _ in range(runs)] if "logs" in scenarios else [1.0]
@@ -384,18 +590,26 @@ def main():
             results["rows"].append(row)
             by_subject[(scen, s.name)] = row
 
+    if "supervision" in scenarios:
+        results["rows"].extend(supervision_scenarios(subjects, args.quick, runs))
     tm = next((s for s in subjects if s.name == "taskmaster"), None)
     if "attach" in scenarios and tm:
         results["rows"].extend(attach_scenarios(tm, args.quick, runs))
 
-    print(f"{'scenario':34} {'subject':16} {'median':>9} {'min':>9} {'max':>9} {'best':>9} {'n':>3} unit  tm/sv  tm/cat(best)")
+    print(f"{'scenario':52} {'subject':22} {'median':>9} {'min':>9} {'max':>9} {'best':>9} {'n':>3} unit  tm/sv  tm/cat(best)")
     ref_best = max(ref)
+    for row in results["rows"]:
+        by_subject.setdefault((row["scenario"], row["subject"]), row)
     for row in results["rows"]:
         tm = by_subject.get((row["scenario"], "taskmaster"))
         sv = by_subject.get((row["scenario"], "supervisord"))
-        ratio_sv = f"{tm['median'] / sv['median']:.2f}" if row["subject"] == "taskmaster" and tm and sv else ""
+        ratio_sv = f"{tm['median'] / sv['median']:.3f}" if row["subject"] == "taskmaster" and tm and sv and sv["median"] else ""
         ratio_cat = f"{row['best'] / ref_best:.2f}" if row["scenario"].startswith("log throughput") and row["subject"] != "cat (reference)" else ""
-        print(f"{row['scenario']:34} {row['subject']:16} {row['median']:9.3f} {row['min']:9.3f} {row['max']:9.3f} {row['best']:9.3f} {row['n']:3} {row['unit']:5} {ratio_sv:>5}  {ratio_cat:>5}")
+        if "p90" in row:
+            row_note = f"  p90 {row['p90']:.3f}"
+        else:
+            row_note = ""
+        print(f"{row['scenario']:52} {row['subject']:22} {row['median']:9.3f} {row['min']:9.3f} {row['max']:9.3f} {row['best']:9.3f} {row['n']:3} {row['unit']:5} {ratio_sv:>6}  {ratio_cat:>5}{row_note}")
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"raw samples: {out}")

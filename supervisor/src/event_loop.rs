@@ -82,6 +82,8 @@ pub struct Supervisor {
     pub(crate) log: MainLog,
     pub(crate) generation: u64,
     pub(crate) reloads: crate::reload::Reloads,
+    /// Requests waiting for room on the spawner link.
+    link_out: std::collections::VecDeque<Vec<u8>>,
     pub(crate) spawner_pid: i32,
     pub(crate) clients: HashMap<u32, Client>,
     pub(crate) next_client: u32,
@@ -172,6 +174,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         log,
         generation,
         reloads: crate::reload::Reloads::default(),
+        link_out: std::collections::VecDeque::new(),
         spawner_pid,
         clients: HashMap::new(),
         next_client: 0,
@@ -257,7 +260,14 @@ impl Supervisor {
 
     fn on_ready(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
         match key {
-            KEY_LINK => self.on_link(now),
+            KEY_LINK => {
+                if writable {
+                    self.flush_link();
+                }
+                if readable {
+                    self.on_link(now);
+                }
+            }
             KEY_LISTENER => self.accept(),
             k if k & CLIENT_BIT != 0 => self.on_client((k & !CLIENT_BIT) as u32, readable, writable),
             k => self.on_pipe(k),
@@ -336,15 +346,40 @@ impl Supervisor {
         }
     }
 
+    /// Sends a request to the spawner, or queues it while the link is full (a thousand spawns
+    /// at once overflow the socket buffer); the queue drains when the link is writable. The
+    /// link is ordered, so queued requests keep their order.
     pub(crate) fn send(&mut self, req: &Request) {
-        let result = match self.link() {
-            Some(l) => l.send(req, &[]),
-            None => Err(ProtoError::Closed),
+        let bytes = match common::proto::spawn::encode(req) {
+            Ok(b) => b,
+            Err(e) => return self.link_failed(&e.to_string()),
         };
-        if let Err(e) = result {
-            self.log.log(LogLevel::Critical, &format!("cannot reach the spawner: {e}; exiting"));
-            self.exit_code = Some(1);
+        self.link_out.push_back(bytes);
+        if self.link_out.len() == 1 {
+            self.flush_link();
         }
+    }
+
+    fn flush_link(&mut self) {
+        while let Some(front) = self.link_out.front() {
+            let result = match self.watcher.get_mut(KEY_LINK) {
+                Some(Source::Link(l)) => l.send_encoded(front),
+                _ => Err(io::Error::from(io::ErrorKind::NotConnected)),
+            };
+            match result {
+                Ok(()) => {
+                    self.link_out.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return self.link_failed(&e.to_string()),
+            }
+        }
+        let _ = self.watcher.interest(KEY_LINK, true, !self.link_out.is_empty());
+    }
+
+    fn link_failed(&mut self, why: &str) {
+        self.log.log(LogLevel::Critical, &format!("cannot reach the spawner: {why}; exiting"));
+        self.exit_code = Some(1);
     }
 
     fn on_link(&mut self, now: Instant) {

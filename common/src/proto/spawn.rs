@@ -410,6 +410,15 @@ impl Link {
         send_with_fds(self.fd.as_fd(), &bytes, fds).map_err(ProtoError::Io)
     }
 
+    /// Sends one already [`encode`]d datagram without fds; `Err(WouldBlock)` when the socket is
+    /// non-blocking and full.
+    ///
+    /// # Errors
+    /// The errno of `sendmsg`.
+    pub fn send_encoded(&self, bytes: &[u8]) -> io::Result<()> {
+        send_with_fds(self.fd.as_fd(), bytes, &[])
+    }
+
     /// Receives one message and the fds it carries. `Err(Io(WouldBlock))` when the socket is
     /// non-blocking and empty. The fds are owned before anything is checked, so a refused
     /// message still closes them.

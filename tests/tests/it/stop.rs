@@ -102,3 +102,18 @@ fn ctl_shutdown_ends_the_daemon_with_exit_0() {
     assert_eq!(d.wait_exit(SOON), 0);
     assert!(!alive(pid));
 }
+
+#[test]
+fn a_thousand_processes_start_and_stop_together() {
+    // A thousand spawn requests at once overflow the spawner link's socket buffer: the
+    // supervisor must queue them, not give up.
+    let d = Daemon::start("programs:\n  many:\n    command: sleep 100000\n    numprocs: 1000\n    startsecs: 0\n    stdout_logfile: NONE\n    stderr_logfile: NONE\n");
+    wait_until("1000 RUNNING", Duration::from_secs(60), || {
+        d.status().iter().filter(|r| r["state"] == "RUNNING").count() == 1000
+    });
+    let pids: Vec<i32> = d.status().iter().filter_map(|r| r["pid"].as_i64()).map(|p| p as i32).collect();
+    let run = d.ctl(&["stop", "all"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1000);
+    assert!(pids.iter().all(|p| !alive(*p)));
+}
