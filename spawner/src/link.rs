@@ -195,7 +195,13 @@ impl Spawner {
                 let notify = std::env::var_os("NOTIFY_SOCKET").is_some();
                 let watchdog_usec = sd_notify::watchdog_enabled().map(|d| d.as_micros() as u64);
                 self.send(
-                    &Event::Hello { version: VERSION, spawner_pid: std::process::id() as i32, notify, watchdog_usec },
+                    &Event::Hello {
+                        version: VERSION,
+                        spawner_pid: std::process::id() as i32,
+                        owner_uid: nix::unistd::geteuid().as_raw(),
+                        notify,
+                        watchdog_usec,
+                    },
                     &[],
                 );
                 self.send_config();

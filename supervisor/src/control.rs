@@ -33,6 +33,10 @@ pub struct Client {
     /// Output was withheld from this attached client while it lagged; it gets a redraw once
     /// its queue drains.
     pub(crate) behind: bool,
+    /// The peer's uid (SO_PEERCRED).
+    pub(crate) uid: u32,
+    /// What the peer may do.
+    pub(crate) grants: Option<crate::access::Grants>,
 }
 
 impl Client {
@@ -141,10 +145,16 @@ impl Supervisor {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
+                    let Ok(cred) = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                    else {
+                        self.log.warn("control connection without peer credentials: refused");
+                        continue;
+                    };
+                    let grants = crate::access::grants_for(cred.uid(), cred.gid(), &self.socket.access, &self.admins);
                     self.next_client = self.next_client.wrapping_add(1);
                     let id = self.next_client;
                     if self.watcher.insert(client_key(id), Source::Client(stream)).is_ok() {
-                        self.clients.insert(id, Client::default());
+                        self.clients.insert(id, Client { uid: cred.uid(), grants: Some(grants), ..Client::default() });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -360,6 +370,11 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
+        if let Err(why) = self.authorize(client, &req, &targets) {
+            let uid = self.clients.get(&client).map_or(0, |c| c.uid);
+            self.log.warn(&format!("refused uid {uid}: {why}"));
+            return self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
+        }
         let needs_names =
             matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal" | "tail" | "clear" | "fg" | "attach");
         if needs_names && req.names.is_empty() {
@@ -370,8 +385,15 @@ impl Supervisor {
         }
         match req.action.as_str() {
             "status" => {
-                let slots: Vec<usize> =
-                    if req.names.is_empty() { self.registry.ordered() } else { targets.iter().map(|t| t.0).collect() };
+                let grants = self.clients.get(&client).and_then(|c| c.grants.clone());
+                let visible = |s: &usize| {
+                    grants.as_ref().is_none_or(|g| g.role_for(Some(&self.registry.procs[s].program.name)).is_some())
+                };
+                let slots: Vec<usize> = if req.names.is_empty() {
+                    self.registry.ordered().into_iter().filter(visible).collect()
+                } else {
+                    targets.iter().map(|t| t.0).collect()
+                };
                 let infos: Vec<ProcessInfo> = slots.into_iter().map(|s| self.info(s)).collect();
                 self.reply(client, &Reply::ok(id, json!(infos)));
             }
@@ -408,6 +430,38 @@ impl Supervisor {
             "fg" | "attach" => self.attach(client, &req, &targets),
             other => self.reply(client, &Reply::err(id, kind::UNKNOWN_ACTION, format!("unknown action '{other}'"))),
         }
+    }
+
+    /// Checks the client's role for the action on its targets (DESIGN §8): "viewer may not stop
+    /// web", or "uid 1001 matches no socket.access rule".
+    fn authorize(&self, client: u32, req: &Request, targets: &[Target]) -> Result<(), String> {
+        use crate::access::{required_role, role_name};
+        let Some(c) = self.clients.get(&client) else { return Err("unknown client".into()) };
+        let Some(grants) = &c.grants else { return Ok(()) };
+        if grants.is_nobody() {
+            return Err(format!("uid {} matches no socket.access rule", c.uid));
+        }
+        let need = required_role(&req.action);
+        let on_programs = !targets.is_empty() || (req.action == "status" && req.names.is_empty());
+        if !on_programs {
+            return match grants.role_for(None) {
+                Some(role) if role >= need => Ok(()),
+                Some(role) => Err(format!("{} may not {}", role_name(role), req.action)),
+                None => {
+                    Err(format!("uid {} has no role beyond some programs: {} needs one for all", c.uid, req.action))
+                }
+            };
+        }
+        for (slot, _) in targets {
+            let p = &self.registry.procs[slot];
+            let has = grants.role_for(Some(&p.program.name));
+            match has {
+                Some(role) if role >= need => {}
+                Some(role) => return Err(format!("{} may not {} {}", role_name(role), req.action, p.name)),
+                None => return Err(format!("uid {} has no role for {}", c.uid, p.name)),
+            }
+        }
+        Ok(())
     }
 
     fn signal(&mut self, client: u32, id: u64, req: &Request, targets: &[Target]) {

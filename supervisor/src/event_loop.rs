@@ -101,6 +101,9 @@ pub struct Supervisor {
     program_syslog_failed: bool,
     /// A service manager listens (sd_notify through the spawner).
     notify: bool,
+    /// Uids that are always admin on the control socket: the one that started taskmasterd and
+    /// the supervisor's own (DESIGN §8; root is too).
+    pub(crate) admins: Vec<u32>,
     last_status: String,
     /// Watchdog ping interval (half of WATCHDOG_USEC) and the next ping.
     watchdog: Option<(Duration, Instant)>,
@@ -123,12 +126,14 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
     link.send(&Request::Hello { version: VERSION }, &[]).map_err(|e| e.to_string())?;
     let mut spawner_pid = 0;
     let mut notify = false;
+    let mut owner_uid = 0;
     let mut watchdog = None;
     let mut asm = ConfigAssembler::default();
     let generation = loop {
         match link.recv::<SpawnEvent>().map_err(|e| format!("handshake: {e}"))?.0 {
-            SpawnEvent::Hello { version: VERSION, spawner_pid: pid, notify: n, watchdog_usec } => {
+            SpawnEvent::Hello { version: VERSION, spawner_pid: pid, owner_uid: owner, notify: n, watchdog_usec } => {
                 spawner_pid = pid;
+                owner_uid = owner;
                 notify = n;
                 watchdog = watchdog_usec.filter(|u| *u > 0).map(|u| Duration::from_micros(u) / 2);
             }
@@ -190,6 +195,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         program_syslog: None,
         program_syslog_failed: false,
         notify,
+        admins: vec![owner_uid, nix::unistd::geteuid().as_raw()],
         last_status: String::new(),
         watchdog: watchdog.map(|every| (every, Instant::now() + every)),
     })

@@ -7,6 +7,7 @@
 //! `state.rs` decides (pure), `event_loop.rs` moves bytes and events, `logs.rs` writes,
 //! `control.rs` serves taskmasterctl, `registry.rs` holds the processes, `sys.rs` is mechanism.
 
+pub mod access;
 pub mod attach;
 pub mod control;
 pub mod event_loop;

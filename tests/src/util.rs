@@ -117,6 +117,7 @@ pub struct Daemon {
     /// The control socket.
     pub socket: PathBuf,
     server_extra: String,
+    socket_extra: String,
     child: Option<Child>,
 }
 
@@ -141,6 +142,10 @@ impl Daemon {
     /// As [`Daemon::start_full`], with environment variables for taskmasterd
     /// (`JOURNAL_STREAM=auto` becomes the `DEVICE:INODE` of its stderr file, as systemd sets it).
     pub fn start_env(scratch: Scratch, server_extra: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::launch(scratch, server_extra, "", yaml, env)
+    }
+
+    fn launch(scratch: Scratch, server_extra: &str, socket_extra: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
         use std::os::unix::fs::MetadataExt;
         let config = scratch.path("taskmaster.yaml");
         let socket = scratch.path("tm.sock");
@@ -159,7 +164,14 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))
             .process_group(0);
-        let mut d = Daemon { scratch, config, socket, server_extra: server_extra.to_owned(), child: None };
+        let mut d = Daemon {
+            scratch,
+            config,
+            socket,
+            server_extra: server_extra.to_owned(),
+            socket_extra: socket_extra.to_owned(),
+            child: None,
+        };
         d.rewrite(yaml);
         d.child = Some(cmd.spawn().expect("spawn taskmasterd"));
         let sock = d.socket.clone();
@@ -181,14 +193,20 @@ impl Daemon {
         d
     }
 
+    /// Starts taskmasterd with `socket_extra` (indented YAML lines) added to `socket:`.
+    pub fn start_socket(scratch: Scratch, socket_extra: &str, yaml: &str) -> Daemon {
+        Self::launch(scratch, "", socket_extra, yaml, &[])
+    }
+
     /// Replaces the config with `yaml` (after the generated `server:` and `socket:` sections),
     /// atomically: a re-read never sees a half-written file.
     pub fn rewrite(&self, yaml: &str) {
         let text = format!(
-            "server:\n  logfile: {}\n{}socket:\n  path: {}\n{yaml}",
+            "server:\n  logfile: {}\n{}socket:\n  path: {}\n{}{yaml}",
             self.log_path("taskmasterd.log").display(),
             self.server_extra,
-            self.socket.display()
+            self.socket.display(),
+            self.socket_extra
         );
         let tmp = self.scratch.path("taskmaster.yaml.tmp");
         fs::write(&tmp, text).expect("write config");

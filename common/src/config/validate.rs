@@ -35,6 +35,7 @@ struct Checker<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<Located>,
+    check_users: bool,
 }
 
 impl Checker<'_> {
@@ -106,7 +107,7 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
     let file = main_file.as_path();
     let here = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let here_s = here.display().to_string();
-    let mut c = Checker { file, text: &main_text, errors: Vec::new() };
+    let mut c = Checker { file, text: &main_text, errors: Vec::new(), check_users: ctx.check_users };
 
     let rs = raw.server.unwrap_or_default();
     let expand_at = |c: &mut Checker<'_>, key: &str, s: &str| match expand::expand_load(s, &here_s, None) {
@@ -205,7 +206,7 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
     let mut errors = std::mem::take(&mut c.errors);
     for inc in sources {
         let inc_here = inc.file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let mut ic = Checker { file: &inc.file, text: &inc.text, errors: Vec::new() };
+        let mut ic = Checker { file: &inc.file, text: &inc.text, errors: Vec::new(), check_users: ctx.check_users };
         for (key, present) in [
             ("include", inc.raw.include.is_some()),
             ("server", inc.raw.server.is_some()),
@@ -249,8 +250,19 @@ pub(super) fn socket_config(raw: Option<RawSocket>, here: &Path, c: &mut impl Er
         };
         access.push(AccessRule { subject, role: rule.role, programs: rule.programs.unwrap_or_default() });
     }
-    if !access.is_empty() {
-        c.sink(&["socket", "access"], "socket.access is not supported by this version yet".into());
+    for rule in &access {
+        let (kind, name, known) = match &rule.subject {
+            Subject::User(u) => ("user", u, matches!(nix::unistd::User::from_name(u), Ok(Some(_)))),
+            Subject::Group(g) => ("group", g, matches!(nix::unistd::Group::from_name(g), Ok(Some(_)))),
+        };
+        if !known && c.checks_names() {
+            c.sink(&["socket", "access"], format!("socket.access: unknown {kind} '{name}'"));
+        }
+        for p in &rule.programs {
+            if glob::Pattern::new(p).is_err() {
+                c.sink(&["socket", "access"], format!("socket.access: bad program glob '{p}'"));
+            }
+        }
     }
     let chmod = match rs.chmod.map(|Scalar(s)| units::parse_octal(&s)) {
         None => 0o700,
@@ -288,11 +300,18 @@ pub(super) fn ctl_config(raw: Option<RawCtl>, here: &Path) -> CtlConfig {
 /// Where located errors go: the daemon collects them, taskmasterctl ignores them.
 pub(super) trait ErrorSink {
     fn sink(&mut self, path: &[&str], message: String);
+    /// Whether user and group names must exist.
+    fn checks_names(&self) -> bool {
+        false
+    }
 }
 
 impl ErrorSink for Checker<'_> {
     fn sink(&mut self, path: &[&str], message: String) {
         self.error(path, message);
+    }
+    fn checks_names(&self) -> bool {
+        self.check_users
     }
 }
 

@@ -170,6 +170,8 @@ pub enum Event {
         version: u16,
         /// The spawner's pid: the daemon's pid as `taskmasterctl pid` prints it.
         spawner_pid: i32,
+        /// The uid that started taskmasterd (admin on the control socket, DESIGN §8).
+        owner_uid: u32,
         /// A service manager listens for `Notify` (NOTIFY_SOCKET is set).
         notify: bool,
         /// The service manager's watchdog interval (WATCHDOG_USEC), in microseconds.

@@ -28,8 +28,9 @@ fn keystrokes_reach_a_pty_program_and_echo_back() {
 
 #[test]
 fn the_window_size_follows_the_client_at_attach_and_on_sigwinch() {
-    let d = Daemon::start("programs:\n  w:\n    command: bash -c 'trap \"stty size\" WINCH; while :; do sleep 0.05; done'\n    pty: true\n    startsecs: 0\n");
-    d.wait_state("w", "RUNNING", SOON);
+    let d = Daemon::start("programs:\n  w:\n    command: bash -c 'trap \"stty size\" WINCH; echo armed; while :; do sleep 0.05; done'\n    pty: true\n    startsecs: 0\n");
+    // Attach only once the trap is set: the attach itself resizes the terminal.
+    wait_until("the WINCH trap set", SOON, || d.ctl(&["tail", "w"]).stdout.contains("armed"));
     let mut s = fg(&d, "w", &[]);
     s.expect("30 100");
     let m = s.mark();
@@ -41,8 +42,8 @@ fn the_window_size_follows_the_client_at_attach_and_on_sigwinch() {
 
 #[test]
 fn ctrl_c_reaches_the_program_and_the_client_stays_attached() {
-    let d = Daemon::start("programs:\n  t:\n    command: bash -c 'trap \"echo got-int\" INT; while :; do sleep 0.05; done'\n    pty: true\n    startsecs: 0\n");
-    d.wait_state("t", "RUNNING", SOON);
+    let d = Daemon::start("programs:\n  t:\n    command: bash -c 'trap \"echo got-int\" INT; echo armed; while :; do sleep 0.05; done'\n    pty: true\n    startsecs: 0\n");
+    wait_until("the INT trap set", SOON, || d.ctl(&["tail", "t"]).stdout.contains("armed"));
     let pid = d.proc_pid("t");
     let mut s = fg(&d, "t", &[]);
     s.expect("\x1b[2J");

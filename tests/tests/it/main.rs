@@ -1,6 +1,7 @@
 //! Black-box tests: the real taskmasterd and taskmasterctl on real processes and sockets.
 //! One module per capability; each test runs its own daemon in its own scratch directory.
 
+mod access;
 mod child_env;
 mod config;
 mod ctl;
