@@ -21,6 +21,10 @@ pub enum Step {
     Setsid = 1,
     /// Default signal actions, empty mask.
     Signals,
+    /// Emptying the capability bounding set.
+    Bounding,
+    /// PR_SET_KEEPCAPS.
+    Keepcaps,
     /// setgroups(2).
     Setgroups,
     /// setgid(2).
@@ -29,6 +33,10 @@ pub enum Step {
     Setuid,
     /// setuid(0) succeeded after the drop: the drop did not hold.
     RegainRoot,
+    /// capset(2) and the ambient raise of the program's capabilities.
+    Capabilities,
+    /// PR_SET_NO_NEW_PRIVS.
+    NoNewPrivs,
     /// umask(2).
     Umask,
     /// chdir(2).
@@ -49,6 +57,10 @@ impl Step {
         match self {
             Step::Setsid => "setsid",
             Step::Signals => "sigprocmask",
+            Step::Bounding => "prctl PR_CAPBSET_DROP",
+            Step::Keepcaps => "prctl PR_SET_KEEPCAPS",
+            Step::Capabilities => "capset/ambient capabilities",
+            Step::NoNewPrivs => "prctl PR_SET_NO_NEW_PRIVS",
             Step::Setgroups => "setgroups",
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
@@ -64,13 +76,17 @@ impl Step {
 
     /// The step for a reported byte.
     pub fn from_u8(b: u8) -> Option<Step> {
-        const ALL: [Step; 12] = [
+        const ALL: [Step; 16] = [
             Step::Setsid,
             Step::Signals,
+            Step::Bounding,
+            Step::Keepcaps,
             Step::Setgroups,
             Step::Setgid,
             Step::Setuid,
             Step::RegainRoot,
+            Step::Capabilities,
+            Step::NoNewPrivs,
             Step::Umask,
             Step::Chdir,
             Step::Dup2,
@@ -93,13 +109,27 @@ pub fn exec_child(p: &Prepared, errpipe: BorrowedFd<'_>) -> ! {
 fn setup_and_exec(p: &Prepared) -> Result<Infallible, (Step, Errno)> {
     setsid().map_err(|e| (Step::Setsid, e))?;
     sys::reset_signals().map_err(|e| (Step::Signals, e))?;
+    if let Some(last_cap) = p.drop_bounding {
+        sys::drop_bounding_set(last_cap).map_err(|e| (Step::Bounding, e))?;
+    }
     if let Some(id) = &p.identity {
+        if p.ambient_caps != 0 {
+            sys::keep_caps().map_err(|e| (Step::Keepcaps, e))?;
+        }
         setgroups(&id.groups).map_err(|e| (Step::Setgroups, e))?;
         setgid(id.gid).map_err(|e| (Step::Setgid, e))?;
         setuid(id.uid).map_err(|e| (Step::Setuid, e))?;
+        // With an empty effective set (setuid cleared it), even kept permitted capabilities
+        // cannot regain root.
         if !id.uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
             return Err((Step::RegainRoot, Errno::EPERM));
         }
+        if p.ambient_caps != 0 {
+            sys::grant_ambient(p.ambient_caps).map_err(|e| (Step::Capabilities, e))?;
+        }
+    }
+    if p.no_new_privs {
+        sys::set_no_new_privs().map_err(|e| (Step::NoNewPrivs, e))?;
     }
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(mask);

@@ -91,7 +91,12 @@ impl Spawner {
             if self.link_open {
                 fds.push(PollFd::new(link_fd, PollFlags::POLLIN));
             }
-            match poll(&mut fds, PollTimeout::NONE) {
+            // Idle without privilege: the effective capabilities come back only to handle what
+            // arrived (issue 7's least privilege; a no-op when not root).
+            lower_privilege();
+            let polled = poll(&mut fds, PollTimeout::NONE);
+            raise_privilege();
+            match polled {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
                     say(&format!("poll: {e}"));
@@ -378,6 +383,18 @@ impl Spawner {
             let _ = nix::sys::wait::wait();
             let _ = self.children.reap();
         }
+    }
+}
+
+/// Empties the effective capability set; the permitted set keeps them for later.
+fn lower_privilege() {
+    let _ = caps::clear(None, caps::CapSet::Effective);
+}
+
+/// Makes the permitted capabilities effective again.
+fn raise_privilege() {
+    if let Ok(permitted) = caps::read(None, caps::CapSet::Permitted) {
+        let _ = caps::set(None, caps::CapSet::Effective, &permitted);
     }
 }
 

@@ -38,6 +38,14 @@ pub struct Prepared {
     pub child_fds: Vec<(OwnedFd, i32)>,
     /// Make fd 0 (a PTY slave) the controlling terminal (TIOCSCTTY) after setsid.
     pub controlling_tty: bool,
+    /// Capabilities (bit N: capability N) made ambient for a non-root user, as the program's
+    /// `capabilities` say; 0 for none.
+    pub ambient_caps: u64,
+    /// Empty the bounding set up to this capability number before dropping root (the
+    /// supervisor).
+    pub drop_bounding: Option<u32>,
+    /// Set no_new_privs before exec (the supervisor).
+    pub no_new_privs: bool,
 }
 
 /// The supervisor's ends of the pipes (or the PTY master, as `stdout`), sent up with `Spawned`.
@@ -207,8 +215,9 @@ pub fn prepare(
     let exec = ExecVectors::new(cstring("the command", exe.as_os_str().as_bytes())?, argv, envp);
     let directory = p.directory.as_ref().map(|d| cstring("directory", d.as_os_str().as_bytes())).transpose()?;
 
+    let ambient_caps = capability_mask(&p.capabilities);
     if p.pty {
-        return prepare_pty(exec, ident, p, directory);
+        return prepare_pty(exec, ident, p, directory, ambient_caps);
     }
     let (stdin_r, stdin_w) = pipe()?;
     let logged = |s: Stream| p.log_file(s, instance, &config.server.childlogdir).is_some();
@@ -237,6 +246,9 @@ pub fn prepare(
         directory,
         child_fds: vec![(stdin_r, 0), (stdout_child, 1), (stderr_child, 2)],
         controlling_tty: false,
+        ambient_caps,
+        drop_bounding: None,
+        no_new_privs: false,
     };
     Ok((prepared, ParentEnds { pty: false, stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent }))
 }
@@ -244,11 +256,21 @@ pub fn prepare(
 /// Default window size of a PTY until a client attaches (DESIGN §5): 24 rows, 80 columns.
 pub const DEFAULT_WINSIZE: (u16, u16) = (24, 80);
 
+/// The capability bits of `names` (`CAP_NET_BIND_SERVICE` …; the config validated them).
+pub fn capability_mask(names: &[String]) -> u64 {
+    use std::str::FromStr;
+    names
+        .iter()
+        .filter_map(|n| caps::Capability::from_str(&n.to_ascii_uppercase()).ok())
+        .fold(0, |m, c| m | c.bitmask())
+}
+
 fn prepare_pty(
     exec: ExecVectors,
     identity: Option<Identity>,
     p: &Program,
     directory: Option<CString>,
+    ambient_caps: u64,
 ) -> Result<(Prepared, ParentEnds), PrepareError> {
     let winsize =
         nix::pty::Winsize { ws_row: DEFAULT_WINSIZE.0, ws_col: DEFAULT_WINSIZE.1, ws_xpixel: 0, ws_ypixel: 0 };
@@ -271,6 +293,9 @@ fn prepare_pty(
         directory,
         child_fds: vec![(pty.slave, 0), (slave1, 1), (slave2, 2)],
         controlling_tty: true,
+        ambient_caps,
+        drop_bounding: None,
+        no_new_privs: false,
     };
     Ok((prepared, ParentEnds { pty: true, stdin: None, stdout: Some(pty.master), stderr: None }))
 }

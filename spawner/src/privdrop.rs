@@ -22,6 +22,12 @@ fn high_dup(fd: &OwnedFd) -> Result<OwnedFd, String> {
     crate::sys::dup_above(fd.as_fd(), 10).map_err(|e| format!("fcntl F_DUPFD_CLOEXEC: {e}"))
 }
 
+/// The highest capability number of this kernel (/proc/sys/kernel/cap_last_cap), 40 when it
+/// cannot be read.
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+}
+
 /// Forks and execs the supervisor as `user` (or as the current user when `None`).
 ///
 /// # Errors
@@ -53,6 +59,10 @@ pub fn start_supervisor(link: &OwnedFd, listener: &OwnedFd, user: Option<&User>)
             (high_dup(listener)?, LISTEN_FD),
         ],
         controlling_tty: false,
+        ambient_caps: 0,
+        // As root: no capability can ever come back to the supervisor (DESIGN §1 rule 4).
+        drop_bounding: user.map(|_| last_cap()),
+        no_new_privs: true,
     };
     child::spawn(&prepared, &exe.display().to_string(), None).map_err(|e| format!("cannot start the supervisor: {e}"))
 }

@@ -400,6 +400,17 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_are_checked() {
+        let e = check("programs:\n  a:\n    command: x\n    capabilities: [CAP_NOPE]\n    user: nobody\n").unwrap_err();
+        assert!(e.contains("unknown capability 'CAP_NOPE'"), "{e}");
+        let e = check("programs:\n  a:\n    command: x\n    capabilities: [net_bind_service]\n").unwrap_err();
+        assert!(e.contains("give the program a non-root `user`"), "{e}");
+        let c =
+            check("programs:\n  a:\n    command: x\n    capabilities: [net_bind_service]\n    user: nobody\n").unwrap();
+        assert_eq!(c.programs[0].capabilities, ["CAP_NET_BIND_SERVICE"]);
+    }
+
+    #[test]
     fn non_root_cannot_name_another_user() {
         let ctx = Context { is_root: false, current_user: Some("alice".into()), check_users: false };
         let e = load_str(Path::new("/t.yaml"), "programs:\n  w:\n    command: x\n    user: bob\n", &ctx).unwrap_err();

@@ -367,9 +367,33 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
         }
     }
     let pty = rp.pty.unwrap_or(false);
-    let capabilities = rp.capabilities.unwrap_or_default();
+    let capabilities: Vec<String> = rp
+        .capabilities
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let up = c.to_ascii_uppercase();
+            if up.starts_with("CAP_") {
+                up
+            } else {
+                format!("CAP_{up}")
+            }
+        })
+        .collect();
+    for cap in &capabilities {
+        if <caps::Capability as std::str::FromStr>::from_str(cap).is_err() {
+            c.error(&at("capabilities"), format!("programs.{name}.capabilities: unknown capability '{cap}'"));
+        }
+    }
     if !capabilities.is_empty() {
-        c.error(&at("capabilities"), format!("programs.{name}.capabilities: not supported by this version yet"));
+        if !ctx.is_root {
+            c.error(
+                &at("capabilities"),
+                format!("programs.{name}.capabilities: granting capabilities needs taskmasterd to start as root"),
+            );
+        } else if rp.user.as_deref().is_none_or(|u| u == "root") {
+            c.error(&at("capabilities"), format!("programs.{name}.capabilities: give the program a non-root `user`: root holds every capability already"));
+        }
     }
     let (stdout_syslog, stderr_syslog) = (rp.stdout_syslog.unwrap_or(false), rp.stderr_syslog.unwrap_or(false));
     let directory = rp.directory.as_deref().map(|d| absolute(here, &expand_at(c, "directory", d)));

@@ -176,3 +176,81 @@ pub fn set_controlling_tty(fd: i32) -> Result<(), Errno> {
         Ok(())
     }
 }
+
+fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the prctl options used here (CAPBSET_DROP, SET_NO_NEW_PRIVS, SET_KEEPCAPS,
+    // CAP_AMBIENT) take integer arguments only; prctl is async-signal-safe.
+    let r = unsafe { libc::prctl(option, arg2, arg3, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Empties the capability bounding set (caps 0 ..= `last_cap`, from
+/// /proc/sys/kernel/cap_last_cap): nothing this process or its children exec can ever hold a
+/// capability again. Needs CAP_SETPCAP, so call it before dropping root.
+///
+/// # Errors
+/// The errno of `prctl(PR_CAPBSET_DROP)`.
+pub fn drop_bounding_set(last_cap: u32) -> Result<(), Errno> {
+    for cap in 0..=last_cap {
+        prctl(libc::PR_CAPBSET_DROP, cap.into(), 0)?;
+    }
+    Ok(())
+}
+
+/// Sets no_new_privs: no exec can grant privileges again (setuid binaries, file capabilities).
+///
+/// # Errors
+/// The errno of `prctl(PR_SET_NO_NEW_PRIVS)`.
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
+}
+
+/// Keeps the permitted capabilities across the coming setuid (PR_SET_KEEPCAPS), so that some of
+/// them can be made ambient after it.
+///
+/// # Errors
+/// The errno of `prctl(PR_SET_KEEPCAPS)`.
+pub fn keep_caps() -> Result<(), Errno> {
+    prctl(libc::PR_SET_KEEPCAPS, 1, 0)
+}
+
+/// Sets this process's effective, permitted and inheritable capability sets to `mask` (bit N:
+/// capability N) with capset(2), then raises each of them in the ambient set, so they survive
+/// exec as a non-root user.
+///
+/// # Errors
+/// The errno of `capset` or `prctl(PR_CAP_AMBIENT_RAISE)`.
+pub fn grant_ambient(mask: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header { version: 0x2008_0522, pid: 0 }; // _LINUX_CAPABILITY_VERSION_3
+    let (lo, hi) = (mask as u32, (mask >> 32) as u32);
+    let data = [
+        Data { effective: lo, permitted: lo, inheritable: lo },
+        Data { effective: hi, permitted: hi, inheritable: hi },
+    ];
+    // SAFETY: capset reads one header and two data structs through valid pointers to locals
+    // laid out as the kernel's (repr(C), version 3); it is a plain syscall, async-signal-safe.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    for cap in (0..64u64).filter(|c| mask & (1 << c) != 0) {
+        prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong)?;
+    }
+    Ok(())
+}

@@ -5,6 +5,22 @@
 use std::collections::BTreeMap;
 
 fn main() {
+    // `probe bind ADDR`: try to listen on ADDR, print the result, then wait.
+    if std::env::args().nth(1).as_deref() == Some("bind") {
+        let addr = std::env::args().nth(2).unwrap_or_default();
+        match std::net::TcpListener::bind(&addr) {
+            Ok(_l) => {
+                println!("bound {addr}");
+                loop {
+                    std::thread::park();
+                }
+            }
+            Err(e) => {
+                println!("cannot bind {addr}: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     nix::sys::stat::umask(mask);
     let groups: Vec<u32> = nix::unistd::getgroups().unwrap_or_default().into_iter().map(|g| g.as_raw()).collect();

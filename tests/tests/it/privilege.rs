@@ -48,7 +48,19 @@ fn the_supervisor_is_not_root_and_the_spawner_is_the_parent_of_every_child() {
     let sup = supervisor_pid(&d);
     let uid = proc_status_field(sup, "Uid:").unwrap();
     assert_ne!(uid, "0", "the supervisor runs as root");
-    assert_eq!(proc_status_field(sup, "CapEff:").as_deref(), Some("0000000000000000"));
+    for field in ["CapEff:", "CapPrm:", "CapBnd:", "CapAmb:", "CapInh:"] {
+        assert_eq!(proc_status_field(sup, field).as_deref(), Some("0000000000000000"), "supervisor {field}");
+    }
+    assert_eq!(proc_status_field(sup, "NoNewPrivs:").as_deref(), Some("1"));
+    let status = std::fs::read_to_string(format!("/proc/{sup}/status")).unwrap();
+    let gid = proc_status_field(sup, "Gid:").unwrap();
+    let groups: Vec<&str> =
+        status.lines().find_map(|l| l.strip_prefix("Groups:")).unwrap().split_whitespace().collect();
+    assert_eq!(groups, [gid.as_str()], "the supervisor keeps no supplementary group but its own");
+    // The spawner, idle, holds no effective capability (they return only to handle a request).
+    wait_until("the spawner idle with CapEff 0", SOON, || {
+        proc_status_field(d.pid(), "CapEff:").as_deref() == Some("0000000000000000")
+    });
     for n in ["w:0", "w:1"] {
         d.wait_state(n, "RUNNING", SOON);
         let pid = d.proc_pid(n).unwrap();
@@ -69,4 +81,31 @@ fn an_unknown_user_is_a_located_config_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim(), format!("{}:4:5: programs.p.user: unknown user 'no-such-user-tm'", path.display()));
+}
+
+#[test]
+fn capabilities_are_granted_to_the_programs_that_name_them_and_no_other() {
+    require_root!();
+    let s = Scratch::new();
+    let probe = s.probe(&probe());
+    let (with, without) = (s.path("with.out"), s.path("without.out"));
+    let yaml = format!(
+        "programs:\n  with:\n    command: {p} bind 127.0.0.1:80\n    user: nobody\n    capabilities: [CAP_NET_BIND_SERVICE]\n    startsecs: 0\n    autorestart: never\n    stdout_logfile: {w}\n  \
+         without:\n    command: {p} bind 127.0.0.2:80\n    user: nobody\n    startsecs: 0\n    autorestart: never\n    startretries: 0\n    stdout_logfile: {wo}\n",
+        p = probe.display(),
+        w = with.display(),
+        wo = without.display()
+    );
+    let d = Daemon::start_in(s, &yaml);
+    wait_until("the capable program bound port 80", SOON, || {
+        std::fs::read_to_string(&with).unwrap_or_default().contains("bound 127.0.0.1:80")
+    });
+    wait_until("the other refused", SOON, || {
+        std::fs::read_to_string(&without).unwrap_or_default().contains("cannot bind 127.0.0.2:80")
+    });
+    assert!(std::fs::read_to_string(&without).unwrap().contains("Permission denied"));
+    let pid = d.proc_pid("with").unwrap();
+    assert_eq!(proc_status_field(pid, "Uid:").as_deref(), Some("65534"));
+    assert_eq!(proc_status_field(pid, "CapAmb:").as_deref(), Some("0000000000000400"), "CAP_NET_BIND_SERVICE only");
+    assert_eq!(proc_status_field(pid, "CapEff:").as_deref(), Some("0000000000000400"));
 }
