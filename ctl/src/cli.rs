@@ -15,6 +15,10 @@ pub struct Cli {
     /// Control socket path (overrides the config).
     #[arg(short = 's', long = "serverurl", value_name = "SOCKET")]
     pub socket: Option<PathBuf>,
+    /// User name for socket.auth (default: $TASKMASTER_USERNAME, then the config's
+    /// socket.auth.username); the password comes from $TASKMASTER_PASSWORD or a prompt.
+    #[arg(short = 'u', long = "username", value_name = "USER")]
+    pub username: Option<String>,
     /// Start the interactive shell after running the action.
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
@@ -30,6 +34,8 @@ pub struct Cli {
 pub struct Settings {
     /// Control socket.
     pub socket: PathBuf,
+    /// socket.auth.username of the config file, if any.
+    pub auth_username: Option<String>,
     /// Shell settings.
     pub ctl: CtlConfig,
 }
@@ -51,18 +57,20 @@ pub fn settings(cli: &Cli) -> Result<Settings, CtlError> {
             .find(|p| p.exists())
             .map(Path::to_path_buf),
     };
-    let (socket, ctl) = match file {
+    let (socket, ctl, auth_username) = match file {
         Some(f) => {
             let (socket, ctl) = config::load_ctl(&f).map_err(|e| CtlError::Config(e.to_string()))?;
-            (socket.path, ctl)
+            let auth_username = socket.auth.map(|a| a.username);
+            (socket.path, ctl, auth_username)
         }
         None => {
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
             (
                 config::default_socket_path(),
                 CtlConfig { prompt: "taskmaster".into(), history_file: home.join(".taskmaster_history") },
+                None,
             )
         }
     };
-    Ok(Settings { socket: cli.socket.clone().unwrap_or(socket), ctl })
+    Ok(Settings { socket: cli.socket.clone().unwrap_or(socket), ctl, auth_username })
 }

@@ -6,6 +6,35 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+static USERNAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+static CREDENTIALS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// The user name to present when the daemon asks for socket.auth (from `-u`,
+/// `TASKMASTER_USERNAME` or the config); set once per process.
+pub fn set_username(user: Option<String>) {
+    let _ = USERNAME.set(user);
+}
+
+/// The user name and password for socket.auth, obtained once per process (the shell asks once):
+/// the password from `TASKMASTER_PASSWORD`, else read without echo from the terminal.
+fn credentials() -> Result<&'static (String, String), CtlError> {
+    if let Some(c) = CREDENTIALS.get() {
+        return Ok(c);
+    }
+    let user = USERNAME.get().cloned().flatten().ok_or_else(|| {
+        CtlError::Unreachable("the daemon asks for a password: give a user name with -u or TASKMASTER_USERNAME".into())
+    })?;
+    let password = match std::env::var("TASKMASTER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => rpassword::prompt_password(format!("Password for {user}: ")).map_err(|_| {
+            CtlError::Unreachable(
+                "the daemon asks for a password: set TASKMASTER_PASSWORD (there is no terminal to ask on)".into(),
+            )
+        })?,
+    };
+    Ok(CREDENTIALS.get_or_init(|| (user, password)))
+}
+
 /// What ended a followed stream.
 pub type StreamEnd = Option<String>;
 
@@ -36,6 +65,30 @@ impl Client {
     /// The connection failed ([`CtlError::Unreachable`]); the daemon refused the request for
     /// permissions ([`CtlError::Unreachable`]) or otherwise ([`CtlError::Failed`]).
     pub fn call(
+        &mut self,
+        action: &str,
+        names: &[String],
+        args: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, CtlError> {
+        match self.call_once(action, names, args.clone()) {
+            Err(CtlError::AuthRequired) => {
+                let (user, password) = credentials()?;
+                let mut creds = serde_json::Map::new();
+                creds.insert("username".into(), serde_json::Value::String(user.clone()));
+                creds.insert("password".into(), serde_json::Value::String(password.clone()));
+                match self.call_once("auth", &[], creds) {
+                    Ok(_) => self.call_once(action, names, args),
+                    Err(CtlError::Unreachable(m) | CtlError::Failed(m)) => {
+                        Err(CtlError::Unreachable(format!("{m} (as '{user}')")))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn call_once(
         &mut self,
         action: &str,
         names: &[String],
@@ -75,6 +128,7 @@ impl Client {
             return Err(match err.kind.as_str() {
                 kind::PERMISSION_DENIED => CtlError::Unreachable(err.message),
                 kind::CONFIG_ERROR => CtlError::Config(err.message),
+                kind::AUTH_REQUIRED => CtlError::AuthRequired,
                 _ => CtlError::Failed(err.message),
             });
         }

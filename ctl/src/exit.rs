@@ -39,6 +39,9 @@ pub enum CtlError {
     /// The daemon refused or failed the action: exit 1.
     #[error("{0}")]
     Failed(String),
+    /// The daemon wants socket.auth first (handled inside the client; exit 4 if it escapes).
+    #[error("authentication required")]
+    AuthRequired,
 }
 
 impl CtlError {
@@ -46,7 +49,7 @@ impl CtlError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             CtlError::Usage(_) | CtlError::Config(_) => 2,
-            CtlError::Unreachable(_) => 4,
+            CtlError::Unreachable(_) | CtlError::AuthRequired => 4,
             CtlError::Failed(_) => 1,
         })
     }

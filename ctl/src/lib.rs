@@ -42,6 +42,12 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
         return Ok(Outcome::Ok);
     }
     let settings = cli::settings(&cli)?;
+    let username = cli
+        .username
+        .clone()
+        .or_else(|| std::env::var("TASKMASTER_USERNAME").ok().filter(|u| !u.is_empty()))
+        .or_else(|| settings.auth_username.clone());
+    client::set_username(username);
     let mut outcome = Outcome::Ok;
     if !cli.action.is_empty() {
         outcome = match actions::parse(&cli.action)? {

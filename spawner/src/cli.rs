@@ -26,6 +26,10 @@ pub struct Cli {
     /// Check the config, print one line per program, and exit (0 valid, 2 invalid).
     #[arg(short = 't', long = "check-config")]
     pub check: bool,
+    /// Read a password (without echo on a terminal, else one line of stdin) and print its argon2
+    /// hash for socket.auth.password_hash.
+    #[arg(long = "hash-password")]
+    pub hash_password: bool,
     /// Write the man page and shell completions into DIR (used by `make install`).
     #[arg(long, hide = true, value_name = "DIR")]
     pub generate_docs: Option<PathBuf>,
@@ -81,6 +85,18 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         };
     }
+    if cli.hash_password {
+        return match hash_password() {
+            Ok(h) => {
+                println!("{h}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("taskmasterd: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let path = match setup::find_config(cli.config.as_deref()) {
         Ok(p) => p,
         Err(e) => {
@@ -107,6 +123,35 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Reads a password (twice, without echo, on a terminal; else one line of stdin) and returns its
+/// argon2id hash in PHC format, with a random salt.
+///
+/// # Errors
+/// Reading failed, the two entries differ, or the password is empty.
+pub fn hash_password() -> Result<String, String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let password = if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        let a = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
+        let b = rpassword::prompt_password("Again: ").map_err(|e| format!("cannot read the password: {e}"))?;
+        if a != b {
+            return Err("the two passwords differ".into());
+        }
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("argon2: {e}"))
 }
 
 fn serve(config: Config, daemon: bool) -> Result<u8, String> {

@@ -20,6 +20,9 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Instant, SystemTime};
 
+/// How long a failed authentication waits before its answer (1 s): guessing is slow.
+pub const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Most unsent reply bytes kept for one client before it is dropped (8 MiB).
 pub const MAX_PENDING: usize = 8 << 20;
 
@@ -37,6 +40,10 @@ pub struct Client {
     pub(crate) uid: u32,
     /// What the peer may do.
     pub(crate) grants: Option<crate::access::Grants>,
+    /// The peer passed socket.auth (always true without it).
+    pub(crate) authenticated: bool,
+    /// Failed authentications on this connection.
+    failures: u32,
 }
 
 impl Client {
@@ -154,7 +161,11 @@ impl Supervisor {
                     self.next_client = self.next_client.wrapping_add(1);
                     let id = self.next_client;
                     if self.watcher.insert(client_key(id), Source::Client(stream)).is_ok() {
-                        self.clients.insert(id, Client { uid: cred.uid(), grants: Some(grants), ..Client::default() });
+                        let authenticated = self.socket.auth.is_none();
+                        self.clients.insert(
+                            id,
+                            Client { uid: cred.uid(), grants: Some(grants), authenticated, ..Client::default() },
+                        );
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -370,6 +381,12 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
+        if req.action == "auth" {
+            return self.authenticate(client, &req);
+        }
+        if !self.clients.get(&client).is_some_and(|c| c.authenticated) {
+            return self.reply(client, &Reply::err(id, kind::AUTH_REQUIRED, "authentication required"));
+        }
         if let Err(why) = self.authorize(client, &req, &targets) {
             let uid = self.clients.get(&client).map_or(0, |c| c.uid);
             self.log.warn(&format!("refused uid {uid}: {why}"));
@@ -462,6 +479,48 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// `auth` (socket.auth): checks the username and the password against the argon2 hash (the
+    /// comparison is argon2's, in constant time). A failure is answered after
+    /// [`AUTH_FAILURE_DELAY`] and logged; the third one on a connection closes it.
+    fn authenticate(&mut self, client: u32, req: &Request) {
+        let Some(auth) = self.socket.auth.clone() else {
+            return self.reply(client, &Reply::ok(req.id, json!({ "authenticated": true })));
+        };
+        let arg = |k: &str| req.args.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+        let (user, password) = (arg("username"), arg("password"));
+        let hash = argon2::password_hash::PasswordHash::new(&auth.password_hash);
+        let ok = user == auth.username
+            && hash.is_ok_and(|h| {
+                use argon2::password_hash::PasswordVerifier;
+                argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok()
+            });
+        let Some(c) = self.clients.get_mut(&client) else { return };
+        if ok {
+            c.authenticated = true;
+            return self.reply(client, &Reply::ok(req.id, json!({ "authenticated": true })));
+        }
+        c.failures += 1;
+        let (uid, failures) = (c.uid, c.failures);
+        self.log
+            .warn(&format!("failed authentication as '{user}' from uid {uid} (attempt {failures} on this connection)"));
+        let reply = Reply::err(req.id, kind::PERMISSION_DENIED, "authentication failed");
+        self.delayed.push((std::time::Instant::now() + AUTH_FAILURE_DELAY, client, reply, failures >= 3));
+    }
+
+    /// Sends the delayed replies that are due; returns when the next one is.
+    pub(crate) fn send_delayed(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed).into_iter().partition(|d| d.0 <= now);
+        self.delayed = later;
+        for (_, client, reply, close) in due {
+            self.reply(client, &reply);
+            if close {
+                self.flush(client);
+                self.drop_client(client);
+            }
+        }
+        self.delayed.iter().map(|d| d.0).min()
     }
 
     fn signal(&mut self, client: u32, id: u64, req: &Request, targets: &[Target]) {

@@ -82,6 +82,9 @@ pub struct Supervisor {
     pub(crate) log: MainLog,
     pub(crate) generation: u64,
     pub(crate) reloads: crate::reload::Reloads,
+    /// Replies held back until their time (failed authentications): (when, client, reply,
+    /// close the connection after).
+    pub(crate) delayed: Vec<(Instant, u32, common::proto::control::Reply, bool)>,
     /// Requests waiting for room on the spawner link.
     link_out: std::collections::VecDeque<Vec<u8>>,
     pub(crate) spawner_pid: i32,
@@ -180,6 +183,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         generation,
         reloads: crate::reload::Reloads::default(),
         link_out: std::collections::VecDeque::new(),
+        delayed: Vec::new(),
         spawner_pid,
         clients: HashMap::new(),
         next_client: 0,
@@ -226,7 +230,14 @@ impl Supervisor {
         self.notify(Notify { ready: true, status: Some(self.summary()), ..Notify::default() });
         let mut events = Events::new();
         while self.exit_code.is_none() {
-            let next = self.timers.peek().map(|Reverse(t)| t.at).into_iter().chain(self.watchdog.map(|w| w.1)).min();
+            let next = self
+                .timers
+                .peek()
+                .map(|Reverse(t)| t.at)
+                .into_iter()
+                .chain(self.watchdog.map(|w| w.1))
+                .chain(self.delayed.iter().map(|d| d.0))
+                .min();
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             events.clear();
             if let Err(e) = self.watcher.wait(&mut events, timeout) {
@@ -238,6 +249,9 @@ impl Supervisor {
                 self.on_ready(ev.key, ev.readable, ev.writable, now);
             }
             self.fire_timers(Instant::now());
+            if !self.delayed.is_empty() {
+                self.send_delayed(Instant::now());
+            }
             self.progress_jobs();
             self.feed_main_followers();
             self.service_manager_tick(Instant::now());

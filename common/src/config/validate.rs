@@ -273,8 +273,13 @@ pub(super) fn socket_config(raw: Option<RawSocket>, here: &Path, c: &mut impl Er
         }
     };
     let auth = rs.auth.map(|a| Auth { username: a.username, password_hash: a.password_hash });
-    if auth.is_some() {
-        c.sink(&["socket", "auth"], "socket.auth is not supported by this version yet".into());
+    if let Some(a) = &auth {
+        if argon2::password_hash::PasswordHash::new(&a.password_hash).is_err() {
+            c.sink(
+                &["socket", "auth", "password_hash"],
+                "socket.auth.password_hash: not a password hash: make one with `taskmasterd --hash-password`".into(),
+            );
+        }
     }
     SocketConfig {
         path: rs.path.as_deref().map_or_else(default_socket_path, |p| absolute(here, p)),

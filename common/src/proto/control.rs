@@ -59,6 +59,8 @@ pub mod kind {
     pub const UNKNOWN_ACTION: &str = "unknown_action";
     /// The action was tried and failed.
     pub const FAILED: &str = "failed";
+    /// socket.auth is configured and the connection has not authenticated yet.
+    pub const AUTH_REQUIRED: &str = "auth_required";
     /// The config file has errors; nothing changed (taskmasterctl exits 2).
     pub const CONFIG_ERROR: &str = "config_error";
 }

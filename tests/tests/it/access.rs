@@ -101,3 +101,53 @@ fn roles_decide_who_may_do_what() {
     let out = ctl_as(&d, "tmt_boss", &["shutdown"]);
     assert_eq!((out.code, out.stdout.trim()), (0, "Shut down"), "{out:?}");
 }
+
+#[test]
+fn password_authentication_accepts_the_right_password_only() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut hasher = Command::new(bin("taskmasterd"))
+        .arg("--hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hasher.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = hasher.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let d = Daemon::start_socket(
+        Scratch::new(),
+        &format!("  auth:\n    username: ops\n    password_hash: '{hash}'\n"),
+        "programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n",
+    );
+    let ctl = |user: Option<&str>, password: Option<&str>, args: &[&str]| -> CtlRun {
+        let mut cmd = Command::new("setsid"); // no controlling terminal: nothing to prompt on
+        cmd.arg(bin("taskmasterctl")).arg("-s").arg(&d.socket);
+        if let Some(u) = user {
+            cmd.args(["-u", u]);
+        }
+        cmd.args(args).stdin(Stdio::null()).env_remove("TASKMASTER_PASSWORD").env_remove("TASKMASTER_USERNAME");
+        if let Some(p) = password {
+            cmd.env("TASKMASTER_PASSWORD", p);
+        }
+        cmd.output().unwrap().into()
+    };
+    let ok = ctl(Some("ops"), Some("s3cret"), &["status", "web"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let t0 = std::time::Instant::now();
+    let bad = ctl(Some("ops"), Some("guess"), &["status"]);
+    assert_eq!(bad.code, 4);
+    assert_eq!(bad.stderr.trim(), "taskmasterctl: authentication failed (as 'ops')");
+    assert!(t0.elapsed() >= std::time::Duration::from_secs(1), "a failed attempt must be delayed");
+    d.wait_log("WARN failed authentication as 'ops' from uid", SOON);
+    let wrong_user = ctl(Some("root"), Some("s3cret"), &["status"]);
+    assert_eq!(wrong_user.code, 4, "{wrong_user:?}");
+    let no_user = ctl(None, Some("s3cret"), &["status"]);
+    assert!(no_user.code == 4 && no_user.stderr.contains("-u or TASKMASTER_USERNAME"), "{no_user:?}");
+    let no_password = ctl(Some("ops"), None, &["status"]);
+    assert!(no_password.code == 4 && no_password.stderr.contains("set TASKMASTER_PASSWORD"), "{no_password:?}");
+    // Without authenticating, nothing is answered but the refusal.
+    assert_eq!(d.ctl(&["status"]).code, 4);
+}
