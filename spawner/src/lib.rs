@@ -9,7 +9,7 @@
 //! Files: `link.rs` (the loop), `dispatch.rs` (validation), `prepare.rs` (a `Program` into what
 //! the child needs, built before fork), `child.rs` (fork to exec, async-signal-safe only),
 //! `children.rs` (pids, reaping), `privdrop.rs` (the supervisor's identity), `setup.rs` (socket,
-//! directories, limits), `sys/` (every unsafe call, each wrapped once).
+//! directories, limits), `sys/` (every raw call, each wrapped once in a safe function).
 
 pub mod child;
 pub mod children;

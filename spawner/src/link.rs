@@ -59,8 +59,7 @@ fn say(msg: &str) {
 impl Spawner {
     /// A spawner serving `link`, whose supervisor has pid `supervisor`.
     pub fn new(config: Config, link: Link, supervisor: Pid, sigfd: SignalFd, log_to_stderr: bool) -> Self {
-        let base_env = std::env::vars_os()
-            .filter(|(k, _)| !SERVICE_MANAGER_VARS.iter().any(|v| k == v))
+        let base_env = inherited_env()
             .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
         Spawner {
@@ -401,6 +400,12 @@ fn raise_privilege() {
 /// Variables for the service manager that neither the supervisor nor the programs may see:
 /// the spawner (systemd's main pid) alone talks to it.
 pub const SERVICE_MANAGER_VARS: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+/// The daemon's environment as the supervisor and the programs inherit it: without
+/// [`SERVICE_MANAGER_VARS`].
+pub fn inherited_env() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os().filter(|(k, _)| !SERVICE_MANAGER_VARS.iter().any(|v| k == v))
+}
 
 /// Sends the supervisor's notification to the service manager, checked first: a status is one
 /// line of printable text of at most `MAX_STATUS` bytes.

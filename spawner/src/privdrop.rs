@@ -36,8 +36,7 @@ pub fn start_supervisor(link: &OwnedFd, listener: &OwnedFd, user: Option<&User>)
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
     let path = CString::new(exe.as_os_str().as_bytes()).map_err(|_| "executable path has a NUL byte".to_owned())?;
     let argv = vec![CString::new("taskmasterd").unwrap_or_default(), CString::new(SUPERVISOR_ROLE).unwrap_or_default()];
-    let env = std::env::vars_os()
-        .filter(|(k, _)| !crate::link::SERVICE_MANAGER_VARS.iter().any(|v| k == v))
+    let env = crate::link::inherited_env()
         .filter_map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
