@@ -391,11 +391,6 @@ impl ChildLog {
         }
     }
 
-    /// The file path, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.file.as_ref().map(|f| f.path.as_path())
-    }
-
     /// Why the file cannot be written, if it failed.
     pub fn failure(&self) -> Option<&str> {
         self.file.as_ref().and_then(|f| f.failure.as_deref())

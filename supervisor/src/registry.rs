@@ -205,11 +205,6 @@ impl Registry {
         self.by_spawn.get(&spawn_id).copied()
     }
 
-    /// Whether any process may still have a live child or a spawn on its way.
-    pub fn any_alive(&self) -> bool {
-        self.procs.values().any(|p| p.m.state.may_have_process() || p.spawn_id.is_some())
-    }
-
     /// Counts by state, for the log.
     pub fn count(&self, state: ProcessState) -> usize {
         self.procs.values().filter(|p| p.m.state == state).count()
