@@ -630,6 +630,8 @@ impl Supervisor {
 
     /// Advances every job until none can move; called after each loop iteration.
     pub(crate) fn progress_jobs(&mut self) {
+        // Every state change and every job (which may add or forget processes) passes here.
+        self.status_dirty |= self.jobs_dirty;
         while self.jobs_dirty {
             self.jobs_dirty = false;
             let jobs = std::mem::take(&mut self.jobs);

@@ -92,6 +92,8 @@ pub struct Supervisor {
     pub(crate) next_client: u32,
     pub(crate) jobs: Vec<Job>,
     pub(crate) jobs_dirty: bool,
+    /// A state or the set of processes changed since STATUS was last computed.
+    pub(crate) status_dirty: bool,
     pub(crate) shutting_down: bool,
     pub(crate) exit_code: Option<u8>,
     pipes: HashMap<usize, (usize, Stream)>,
@@ -189,6 +191,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         next_client: 0,
         jobs: Vec::new(),
         jobs_dirty: false,
+        status_dirty: false,
         shutting_down: false,
         exit_code: None,
         pipes: HashMap::new(),
@@ -327,16 +330,18 @@ impl Supervisor {
             }
         }
         let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
-        let name = proc.name.clone();
         let bytes = &self.buf[..n];
         if let Some(pty) = &mut proc.pty {
             pty.record(bytes);
         }
-        if let Some(err) = proc.logs[idx].write(bytes, &name, self.program_syslog.as_mut()) {
-            self.log.error(&format!(
-                "'{name}' {}: {err}; its output is dropped until SIGUSR2 reopens the log",
+        // Borrowed, not copied: this runs for every chunk a program writes.
+        if let Some(err) = proc.logs[idx].write(bytes, &proc.name, self.program_syslog.as_mut()) {
+            let msg = format!(
+                "'{}' {}: {err}; its output is dropped until SIGUSR2 reopens the log",
+                proc.name,
                 stream.as_str()
-            ));
+            );
+            self.log.error(&msg);
         }
         if !self.followers.is_empty() {
             self.feed_followers(crate::control::FollowSource::Proc(slot, stream), n);
@@ -638,9 +643,13 @@ impl Supervisor {
         if !self.notify {
             return;
         }
-        let status = self.summary();
-        if status != self.last_status {
-            self.notify(Notify { status: Some(status), ..Notify::default() });
+        // The summary scans every process: only when a state or the set of processes changed,
+        // not on every wakeup of a busy loop.
+        if std::mem::take(&mut self.status_dirty) {
+            let status = self.summary();
+            if status != self.last_status {
+                self.notify(Notify { status: Some(status), ..Notify::default() });
+            }
         }
         if let Some((every, next)) = self.watchdog {
             if now >= next {

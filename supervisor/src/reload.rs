@@ -196,6 +196,7 @@ impl Supervisor {
 
     /// Brings the processes in line with `plan` (DESIGN §4); returns one line per program.
     fn apply_plan(&mut self, plan: &ReloadPlan, mut new: BTreeMap<String, Program>) -> Vec<String> {
+        self.status_dirty = true; // processes may be added or removed without a state change
         let mut lines = Vec::new();
         let mut start: Vec<Target> = Vec::new();
         let mut restart: Vec<Target> = Vec::new();
