@@ -28,8 +28,11 @@ pub struct Received {
     pub len: usize,
     /// The fds that came with it, owned.
     pub fds: Vec<OwnedFd>,
-    /// The datagram or its fds did not fit (MSG_TRUNC / MSG_CTRUNC).
+    /// The datagram did not fit, or more fds came than asked for (MSG_TRUNC).
     pub truncated: bool,
+    /// The kernel could not give us every fd that was sent (MSG_CTRUNC: typically this process
+    /// ran out of fds, EMFILE); `fds` holds those that arrived.
+    pub fds_lost: bool,
 }
 
 /// Receives one datagram into `buf`, with up to `max_fds` fds (close-on-exec).
@@ -54,6 +57,7 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> io
             fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
         }
     }
-    let truncated = msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) || fds.len() > max_fds;
-    Ok(Received { len: msg.bytes, fds, truncated })
+    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC) || fds.len() > max_fds;
+    let fds_lost = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+    Ok(Received { len: msg.bytes, fds, truncated, fds_lost })
 }

@@ -126,7 +126,7 @@ impl Client {
                 message: "failed".into(),
             });
             return Err(match err.kind.as_str() {
-                kind::PERMISSION_DENIED => CtlError::Unreachable(err.message),
+                kind::PERMISSION_DENIED | kind::UNAVAILABLE => CtlError::Unreachable(err.message),
                 kind::CONFIG_ERROR => CtlError::Config(err.message),
                 kind::AUTH_REQUIRED => CtlError::AuthRequired,
                 _ => CtlError::Failed(err.message),

@@ -24,6 +24,11 @@ pub const LAG_BYTES: usize = 1 << 20;
 /// fills, at attach, and before a resize.
 pub const MODEL_BACKLOG: usize = 256 * 1024;
 
+/// The largest window a client may set, in rows and in columns (1000): the terminal model
+/// holds rows × cols cells, so a 65535 × 65535 request would cost gigabytes. Larger sizes are
+/// clamped, not refused: the program sees at most 1000 × 1000.
+pub const MAX_WINDOW: u16 = 1000;
+
 /// A PTY program's side of the terminal.
 pub struct Pty {
     /// The master, for keystrokes and window size (the watcher owns the copy it reads).
@@ -77,8 +82,13 @@ impl Pty {
         }
     }
 
-    /// Sets the window size of the terminal and of the model.
+    /// Sets the window size of the terminal and of the model, each side clamped to
+    /// [`MAX_WINDOW`]; a zero side leaves the size as it is.
+    ///
+    /// # Errors
+    /// The errno of `ioctl(TIOCSWINSZ)`.
     pub fn resize(&mut self, rows: u16, cols: u16) -> std::io::Result<()> {
+        let (rows, cols) = (rows.min(MAX_WINDOW), cols.min(MAX_WINDOW));
         let (Some(r), Some(c)) = (NonZeroU16::new(rows), NonZeroU16::new(cols)) else { return Ok(()) };
         self.catch_up();
         crate::sys::set_winsize(&self.master, rows, cols)?;
@@ -123,8 +133,11 @@ impl Supervisor {
         }
         let name = p.name.clone();
         let is_pty = p.pty.is_some();
-        let rows = req.args.get("rows").and_then(serde_json::Value::as_u64).unwrap_or(0) as u16;
-        let cols = req.args.get("cols").and_then(serde_json::Value::as_u64).unwrap_or(0) as u16;
+        // Pty::resize clamps to MAX_WINDOW; a value past u16 is clamped first, never wrapped.
+        let side = |k: &str| {
+            req.args.get(k).and_then(serde_json::Value::as_u64).map_or(0, |v| v.min(u64::from(MAX_WINDOW)) as u16)
+        };
+        let (rows, cols) = (side("rows"), side("cols"));
         self.reply(client, &Reply::ok(id, json!({ "name": name, "pty": is_pty })));
         if let Some(c) = self.clients.get_mut(&client) {
             c.attached = Some(slot);
@@ -260,6 +273,19 @@ mod tests {
 
     fn pty() -> Pty {
         Pty::new(tempfile::tempfile().unwrap(), (24, 80))
+    }
+
+    #[test]
+    fn a_huge_window_is_clamped_and_the_model_stays_small() {
+        let real = nix::pty::openpty(None, None).unwrap();
+        let mut p = Pty::new(std::fs::File::from(real.master), (24, 80));
+        p.record(b"hello");
+        p.resize(65535, 65535).unwrap();
+        assert_eq!(p.size, (MAX_WINDOW, MAX_WINDOW));
+        let screen = p.screen.as_ref().unwrap().screen();
+        assert_eq!((screen.size().0.get(), screen.size().1.get()), (MAX_WINDOW, MAX_WINDOW));
+        p.resize(0, 80).unwrap();
+        assert_eq!(p.size, (MAX_WINDOW, MAX_WINDOW), "a zero side changes nothing");
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! The control socket (DESIGN §6, §7): NDJSON requests from taskmasterctl, answered at once or,
 //! for `start`, `stop`, `restart` and `shutdown`, when the processes have settled (a job).
 //!
-//! A malformed line gets an error reply and the connection lives. A client whose unsent output
-//! passes [`MAX_PENDING`] bytes is dropped, so a slow or dead client never blocks the loop.
+//! A malformed line gets an error reply and the connection lives. What a peer can make the
+//! supervisor hold is bounded (`admission.rs` says each bound): connections overall and per uid,
+//! a partial line's lifetime, an unauthenticated connection's lifetime, unsent output per client
+//! ([`MAX_PENDING`]) and for all clients. A peer learns nothing of the programs before it has
+//! authenticated and been given a role.
 
-use crate::event_loop::{client_key, Supervisor};
+use crate::admission::{self, Refused};
+use crate::auth::{AuthWorker, Check, Verdict};
+use crate::event_loop::{client_key, Supervisor, KEY_AUTH, KEY_LISTENER};
 use crate::registry::Target;
 use crate::reload::ReloadKind;
 use crate::state::{Event, ProcessState};
@@ -18,13 +23,31 @@ use common::units::parse_signal;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::time::{Instant, SystemTime};
-
-/// How long a failed authentication waits before its answer (1 s): guessing is slow.
-pub const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+use std::time::{Duration, Instant, SystemTime};
 
 /// Most unsent reply bytes kept for one client before it is dropped (8 MiB).
 pub const MAX_PENDING: usize = 8 << 20;
+
+/// Connections accepted per wakeup before the loop serves everything else: a peer that
+/// reconnects in a loop costs the others one short pause, never the loop.
+const ACCEPTS_PER_WAKEUP: usize = 64;
+
+/// How long accepting pauses when the process is out of fds (EMFILE/ENFILE): the listener stays
+/// readable while connections wait, so accepting again at once would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
+
+/// Most bytes of a `tail` or `maintail` answer (512 KiB; as base64 it still fits one line).
+/// Larger requests are clamped: the bytes are read from the end of the files, never whole.
+pub const MAX_TAIL_BYTES: usize = 512 * 1024;
+
+/// What a client deadline checks when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Deadline {
+    /// The request line begun at that time must be complete.
+    PartialLine,
+    /// The connection must have authenticated.
+    Authenticate,
+}
 
 /// One connection's buffers (its socket lives in the watcher).
 #[derive(Default)]
@@ -44,6 +67,13 @@ pub struct Client {
     pub(crate) authenticated: bool,
     /// Failed authentications on this connection.
     failures: u32,
+    /// A password check (or the wait before its failure's answer) is under way: nothing more
+    /// is read or parsed from this connection until it is answered.
+    auth_pending: bool,
+    /// When the incomplete line now in `inbuf` was begun.
+    partial_since: Option<Instant>,
+    /// The username of the pending password check, as given (printable, at most 64 chars).
+    auth_user: String,
 }
 
 impl Client {
@@ -141,54 +171,136 @@ pub fn format_date(t: SystemTime) -> String {
 }
 
 impl Supervisor {
-    pub(crate) fn accept(&mut self) {
-        loop {
-            let accepted = match self.watcher.get_mut(crate::event_loop::KEY_LISTENER) {
+    /// Accepts waiting connections (at most [`ACCEPTS_PER_WAKEUP`]), keeping those the caps
+    /// allow (`admission.rs`).
+    pub(crate) fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPTS_PER_WAKEUP {
+            let accepted = match self.watcher.get_mut(KEY_LISTENER) {
                 Some(Source::Listener(l)) => l.accept(),
                 _ => return,
             };
             match accepted {
                 Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let Ok(cred) = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-                    else {
-                        self.log.warn("control connection without peer credentials: refused");
-                        continue;
-                    };
-                    let grants = crate::access::grants_for(cred.uid(), cred.gid(), &self.socket.access, &self.admins);
-                    self.next_client = self.next_client.wrapping_add(1);
-                    let id = self.next_client;
-                    if self.watcher.insert(client_key(id), Source::Client(stream)).is_ok() {
-                        let authenticated = self.socket.auth.is_none();
-                        self.clients.insert(
-                            id,
-                            Client { uid: cred.uid(), grants: Some(grants), authenticated, ..Client::default() },
-                        );
-                    }
+                    self.accept_trouble = false;
+                    self.admit(stream, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.log.error(&format!("accept on the control socket: {e}"));
+                    // EMFILE, ENFILE, ENOMEM …: the waiting connections stay queued; accepting
+                    // pauses instead of spinning, and the episode is logged once.
+                    if !std::mem::replace(&mut self.accept_trouble, true) {
+                        self.log.warn(&format!(
+                            "accept on the control socket: {e}; pausing new connections ({} held)",
+                            self.admission.total()
+                        ));
+                    }
+                    let _ = self.watcher.interest(KEY_LISTENER, false, false);
+                    self.accept_resume = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             }
         }
     }
 
+    /// Accepts connections again after a pause, when it is due.
+    pub(crate) fn resume_accept(&mut self, now: Instant) {
+        if self.accept_resume.is_some_and(|at| at <= now) {
+            self.accept_resume = None;
+            let _ = self.watcher.interest(KEY_LISTENER, true, false);
+        }
+    }
+
+    fn admit(&mut self, stream: std::os::unix::net::UnixStream, now: Instant) {
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(cred) = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) else {
+            self.log.warn("control connection without peer credentials: refused");
+            return;
+        };
+        let uid = cred.uid();
+        let grants = crate::access::grants_for(uid, cred.gid(), &self.socket.access, &self.admins);
+        // Room is kept for root, the daemon's own uids and those a rule makes admin; without
+        // socket.access every peer acts as admin, but is capped like any other.
+        let admin = uid == 0
+            || self.admins.contains(&uid)
+            || (!self.socket.access.is_empty() && grants.role_for(None) == Some(common::config::Role::Admin));
+        if let Err(why) = self.admission.admit(uid, admin) {
+            let limits = self.admission.limits();
+            if self.admission.first_refusal(uid) {
+                let held = match why {
+                    Refused::PerUid => format!("{} per uid", limits.max_per_uid),
+                    Refused::Full | Refused::AdminsFull => format!("{} in all", self.admission.total()),
+                };
+                self.log.warn(&format!("refusing control connections from uid {uid}: too many connections ({held})"));
+            }
+            // One line, if the socket takes it at once; then the connection closes.
+            let reply = Reply::err(0, kind::UNAVAILABLE, why.message(limits));
+            let mut line = serde_json::to_vec(&reply).unwrap_or_default();
+            line.push(b'\n');
+            let _ = (&stream).write(&line);
+            return;
+        }
+        self.next_client = self.next_client.wrapping_add(1);
+        let id = self.next_client;
+        if self.watcher.insert(client_key(id), Source::Client(stream)).is_err() {
+            self.admission.release(uid);
+            return;
+        }
+        let authenticated = self.socket.auth.is_none();
+        self.clients.insert(id, Client { uid, grants: Some(grants), authenticated, ..Client::default() });
+        if !authenticated {
+            self.arm_deadline(now + admission::UNAUTHENTICATED_DEADLINE, id, Deadline::Authenticate);
+        }
+    }
+
+    pub(crate) fn arm_deadline(&mut self, at: Instant, client: u32, what: Deadline) {
+        self.deadlines.push(std::cmp::Reverse((at, client, what)));
+    }
+
+    /// The next client deadline, if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|std::cmp::Reverse((at, _, _))| *at)
+    }
+
+    /// Drops the clients whose partial line or authentication is overdue.
+    pub(crate) fn fire_deadlines(&mut self, now: Instant) {
+        while let Some(std::cmp::Reverse((at, client, what))) = self.deadlines.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.deadlines.pop();
+            let Some(c) = self.clients.get(&client) else { continue };
+            let why = match what {
+                Deadline::PartialLine
+                    if c.partial_since.is_some_and(|t| t + admission::PARTIAL_LINE_DEADLINE <= now) =>
+                {
+                    "request line not completed in time"
+                }
+                Deadline::Authenticate if !c.authenticated => "not authenticated in time",
+                _ => continue,
+            };
+            self.reply(client, &Reply::err(0, kind::BAD_REQUEST, why));
+            self.flush(client);
+            self.drop_client(client);
+        }
+    }
+
     pub(crate) fn drop_client(&mut self, id: u32) {
         self.followers.retain(|f| f.client != id);
-        self.clients.remove(&id);
+        if let Some(c) = self.clients.remove(&id) {
+            self.out_total -= c.outbuf.len();
+            self.admission.release(c.uid);
+        }
         drop(self.watcher.remove(client_key(id)));
     }
 
-    pub(crate) fn on_client(&mut self, id: u32, readable: bool, writable: bool) {
+    pub(crate) fn on_client(&mut self, id: u32, readable: bool, writable: bool, now: Instant) {
         if writable {
             self.flush(id);
         }
-        if !readable {
+        if !readable || self.clients.get(&id).is_none_or(|c| c.auth_pending) {
             return;
         }
         let mut chunk = [0u8; 16 * 1024];
@@ -205,18 +317,34 @@ impl Supervisor {
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return,
             Err(_) => return self.drop_client(id),
         }
+        self.process_input(id, now);
+    }
+
+    /// Parses and handles the complete lines a client sent (or its frames, once attached),
+    /// unless a password check of it is pending; an incomplete line starts its deadline.
+    fn process_input(&mut self, id: u32, now: Instant) {
         loop {
             let Some(c) = self.clients.get_mut(&id) else { return };
+            if c.auth_pending {
+                return;
+            }
             if c.attached.is_some() {
+                c.partial_since = None;
                 return self.on_attached_input(id);
             }
             let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
                 if c.inbuf.len() > MAX_LINE {
                     self.reply(id, &Reply::err(0, kind::BAD_REQUEST, "request line longer than 1 MiB"));
                     self.drop_client(id);
+                } else if c.inbuf.is_empty() {
+                    c.partial_since = None;
+                } else if c.partial_since.is_none() {
+                    c.partial_since = Some(now);
+                    self.arm_deadline(now + admission::PARTIAL_LINE_DEADLINE, id, Deadline::PartialLine);
                 }
                 return;
             };
+            c.partial_since = None;
             let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
             let line = &line[..line.len() - 1];
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -240,14 +368,16 @@ impl Supervisor {
     }
 
     /// Queues bytes for a client and writes what the socket takes; drops a client whose queue
-    /// passes [`MAX_PENDING`].
+    /// passes [`MAX_PENDING`], or that would take the clients' unsent output together past
+    /// [`admission::OUTPUT_BUDGET`].
     pub(crate) fn send_bytes(&mut self, id: u32, line: Vec<u8>) {
         let Some(c) = self.clients.get_mut(&id) else { return };
-        if c.outbuf.len() + line.len() > MAX_PENDING {
+        if c.outbuf.len() + line.len() > MAX_PENDING || self.out_total + line.len() > admission::OUTPUT_BUDGET {
             self.log.warn(&format!("dropping control client {id}: it does not read its replies"));
             return self.drop_client(id);
         }
         c.outbuf.extend_from_slice(&line);
+        self.out_total += line.len();
         self.flush(id);
     }
 
@@ -259,6 +389,7 @@ impl Supervisor {
                 Ok(0) => break,
                 Ok(n) => {
                     c.outbuf.drain(..n);
+                    self.out_total -= n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -267,7 +398,8 @@ impl Supervisor {
         }
         let pending = !c.outbuf.is_empty();
         let resync = !pending && c.behind;
-        let _ = self.watcher.interest(client_key(id), true, pending);
+        // A client whose password is being checked is not read until it is answered.
+        let _ = self.watcher.interest(client_key(id), !c.auth_pending, pending);
         if resync {
             self.resync_attached(id);
         }
@@ -310,7 +442,8 @@ impl Supervisor {
 
     fn tail(&mut self, client: u32, req: &Request, targets: &[Target]) {
         let id = req.id;
-        let bytes = req.args.get("bytes").and_then(serde_json::Value::as_u64).unwrap_or(1600) as usize;
+        let asked = req.args.get("bytes").and_then(serde_json::Value::as_u64).unwrap_or(1600);
+        let bytes = usize::try_from(asked).unwrap_or(usize::MAX).min(MAX_TAIL_BYTES);
         let follow = req.args.get("follow").and_then(serde_json::Value::as_bool).unwrap_or(false);
         let (data, source) = if req.action == "maintail" {
             let recent = &self.log.recent;
@@ -375,18 +508,26 @@ impl Supervisor {
     fn handle(&mut self, client: u32, req: Request) {
         let id = req.id;
         self.log.log(common::config::raw::LogLevel::Debug, &format!("control: {} {:?}", req.action, req.names));
+        // Nothing about the programs, not even whether a name exists, before the peer has
+        // authenticated and been given a role.
+        if req.action == "auth" {
+            return self.authenticate(client, &req);
+        }
+        let Some(c) = self.clients.get(&client) else { return };
+        if !c.authenticated {
+            return self.reply(client, &Reply::err(id, kind::AUTH_REQUIRED, "authentication required"));
+        }
+        if c.grants.as_ref().is_some_and(|g| g.is_nobody()) {
+            let why = format!("uid {} matches no socket.access rule", c.uid);
+            self.log.warn(&format!("refused uid {}: {why}", c.uid));
+            return self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
+        }
         let resolve = !req.names.is_empty() && req.action != "update";
         let targets = if resolve { self.registry.select(&req.names) } else { Ok(Vec::new()) };
         let targets = match targets {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
-        if req.action == "auth" {
-            return self.authenticate(client, &req);
-        }
-        if !self.clients.get(&client).is_some_and(|c| c.authenticated) {
-            return self.reply(client, &Reply::err(id, kind::AUTH_REQUIRED, "authentication required"));
-        }
         if let Err(why) = self.authorize(client, &req, &targets) {
             let uid = self.clients.get(&client).map_or(0, |c| c.uid);
             self.log.warn(&format!("refused uid {uid}: {why}"));
@@ -481,36 +622,91 @@ impl Supervisor {
         Ok(())
     }
 
-    /// `auth` (socket.auth): checks the username and the password against the argon2 hash (the
-    /// comparison is argon2's, in constant time). A failure is answered after
-    /// [`AUTH_FAILURE_DELAY`] and logged; the third one on a connection closes it.
+    /// `auth` (socket.auth): hands the username check's result and the password to the worker
+    /// thread (`auth.rs`), which runs argon2 off the loop; nothing more is read from the
+    /// connection until the answer. A full queue is answered `unavailable` at once.
     fn authenticate(&mut self, client: u32, req: &Request) {
         let Some(auth) = self.socket.auth.clone() else {
             return self.reply(client, &Reply::ok(req.id, json!({ "authenticated": true })));
         };
         let arg = |k: &str| req.args.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
-        let (user, password) = (arg("username"), arg("password"));
-        let hash = argon2::password_hash::PasswordHash::new(&auth.password_hash);
-        let ok = user == auth.username
-            && hash.is_ok_and(|h| {
-                use argon2::password_hash::PasswordVerifier;
-                argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok()
-            });
-        let Some(c) = self.clients.get_mut(&client) else { return };
-        if ok {
-            c.authenticated = true;
-            return self.reply(client, &Reply::ok(req.id, json!({ "authenticated": true })));
+        let check = Check {
+            client,
+            id: req.id,
+            user_ok: arg("username") == auth.username,
+            password: arg("password"),
+            hash: auth.password_hash,
+        };
+        if self.auth_worker.is_none() {
+            match AuthWorker::start() {
+                Ok((worker, wake)) => {
+                    if let Err(e) = self.watcher.insert(KEY_AUTH, Source::Wake(wake)) {
+                        self.log.error(&format!("cannot watch the password worker: {e}"));
+                    }
+                    self.auth_worker = Some(worker);
+                }
+                Err(e) => {
+                    self.log.error(&format!("cannot start the password worker: {e}"));
+                    let reply = Reply::err(req.id, kind::UNAVAILABLE, "passwords cannot be checked now");
+                    return self.reply(client, &reply);
+                }
+            }
         }
-        c.failures += 1;
-        let (uid, failures) = (c.uid, c.failures);
-        self.log
-            .warn(&format!("failed authentication as '{user}' from uid {uid} (attempt {failures} on this connection)"));
-        let reply = Reply::err(req.id, kind::PERMISSION_DENIED, "authentication failed");
-        self.delayed.push((std::time::Instant::now() + AUTH_FAILURE_DELAY, client, reply, failures >= 3));
+        let Some(worker) = &self.auth_worker else { return };
+        // Logged at a failure: printable and short, so a peer cannot forge log lines.
+        let given: String = arg("username").chars().take(64).map(|ch| if ch.is_control() { '?' } else { ch }).collect();
+        if worker.submit(check).is_err() {
+            let reply = Reply::err(req.id, kind::UNAVAILABLE, "too many password checks waiting; try again");
+            return self.reply(client, &reply);
+        }
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.auth_user = given;
+        }
+        self.set_auth_pending(client, true);
     }
 
-    /// Sends the delayed replies that are due; returns when the next one is.
-    pub(crate) fn send_delayed(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+    /// Stops or resumes reading a client while its password is checked.
+    fn set_auth_pending(&mut self, client: u32, pending: bool) {
+        let Some(c) = self.clients.get_mut(&client) else { return };
+        c.auth_pending = pending;
+        let out = c.pending() > 0;
+        let _ = self.watcher.interest(client_key(client), !pending, out);
+    }
+
+    /// The password worker has answered: a success is answered at once; a failure is logged and
+    /// answered after the uid's delay (`admission::AuthFailures`), and the third on one
+    /// connection closes it. The connection stays unread until then.
+    pub(crate) fn on_auth_verdicts(&mut self, now: Instant) {
+        if let Some(Source::Wake(w)) = self.watcher.get_mut(KEY_AUTH) {
+            crate::auth::drain_wakeups(w);
+        }
+        let verdicts = self.auth_worker.as_ref().map(AuthWorker::verdicts).unwrap_or_default();
+        for Verdict { client, id, ok } in verdicts {
+            let Some(c) = self.clients.get_mut(&client) else { continue };
+            let uid = c.uid;
+            if ok {
+                c.authenticated = true;
+                self.auth_failures.succeed(uid);
+                self.reply(client, &Reply::ok(id, json!({ "authenticated": true })));
+                self.set_auth_pending(client, false);
+                self.process_input(client, now);
+                continue;
+            }
+            c.failures += 1;
+            let (failures, user) = (c.failures, std::mem::take(&mut c.auth_user));
+            let wait = self.auth_failures.fail(uid, now);
+            self.log.warn(&format!(
+                "failed authentication as '{user}' from uid {uid} (attempt {failures} on this connection; answered in {} s)",
+                wait.as_secs()
+            ));
+            let reply = Reply::err(id, kind::PERMISSION_DENIED, "authentication failed");
+            self.delayed.push((now + wait, client, reply, failures >= admission::MAX_AUTH_FAILURES));
+        }
+    }
+
+    /// Sends the delayed answers to failed authentications that are due, closing a connection
+    /// at its third failure and reading the others again.
+    pub(crate) fn send_delayed(&mut self, now: Instant) {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed).into_iter().partition(|d| d.0 <= now);
         self.delayed = later;
         for (_, client, reply, close) in due {
@@ -518,9 +714,11 @@ impl Supervisor {
             if close {
                 self.flush(client);
                 self.drop_client(client);
+            } else {
+                self.set_auth_pending(client, false);
+                self.process_input(client, now);
             }
         }
-        self.delayed.iter().map(|d| d.0).min()
     }
 
     fn signal(&mut self, client: u32, id: u64, req: &Request, targets: &[Target]) {

@@ -10,7 +10,7 @@ use crate::sys::{adopt_fd, Source, Watcher};
 use common::config::raw::LogLevel;
 use common::config::{Program, SocketConfig, Stream};
 use common::proto::spawn::{
-    ConfigAssembler, ConfigItem, Event as SpawnEvent, ExitStatus, Link, ProtoError, Request, VERSION,
+    ConfigAssembler, ConfigItem, Event as SpawnEvent, ExitStatus, Link, ProtoError, Request, SignalPurpose, VERSION,
 };
 use common::units::signal_name;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -29,6 +29,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const KEY_LINK: usize = 0;
 /// Key of the listening socket.
 pub const KEY_LISTENER: usize = 1;
+/// Key of the password worker's wake-up socket.
+pub const KEY_AUTH: usize = 1 << 61;
 const CLIENT_BIT: usize = 1 << 62;
 
 /// Key of a child's output pipe.
@@ -85,6 +87,20 @@ pub struct Supervisor {
     /// Replies held back until their time (failed authentications): (when, client, reply,
     /// close the connection after).
     pub(crate) delayed: Vec<(Instant, u32, common::proto::control::Reply, bool)>,
+    /// Connections by uid, and who may connect (`admission.rs`).
+    pub(crate) admission: crate::admission::Admission,
+    /// Failed authentications by uid, for the delay of their answers.
+    pub(crate) auth_failures: crate::admission::AuthFailures,
+    /// The password worker thread, once the first `auth` arrived.
+    pub(crate) auth_worker: Option<crate::auth::AuthWorker>,
+    /// Client deadlines (partial lines, authentication), checked when due.
+    pub(crate) deadlines: BinaryHeap<Reverse<(Instant, u32, crate::control::Deadline)>>,
+    /// Unsent output bytes of all clients together.
+    pub(crate) out_total: usize,
+    /// Accepting is paused (out of fds) until then.
+    pub(crate) accept_resume: Option<Instant>,
+    /// An accept failed and the failure was logged; cleared by the next accept that works.
+    pub(crate) accept_trouble: bool,
     /// Requests waiting for room on the spawner link.
     link_out: std::collections::VecDeque<Vec<u8>>,
     pub(crate) spawner_pid: i32,
@@ -112,6 +128,18 @@ pub struct Supervisor {
     last_status: String,
     /// Watchdog ping interval (half of WATCHDOG_USEC) and the next ping.
     watchdog: Option<(Duration, Instant)>,
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (systemd's advice for a daemon that needs
+/// many fds: its default soft limit is 1024) and returns the soft limit in force; connection
+/// caps are derived from it (`admission.rs`).
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
 }
 
 fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
@@ -157,6 +185,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         }
     }
     let (server, socket, to_stderr) = server.ok_or("handshake: no server section")?;
+    let nofile = raise_fd_limit();
     set_nonblocking(&link).map_err(|e| e.to_string())?;
     let listener = UnixListener::from(listen_owned);
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -186,6 +215,13 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         reloads: crate::reload::Reloads::default(),
         link_out: std::collections::VecDeque::new(),
         delayed: Vec::new(),
+        admission: crate::admission::Admission::new(crate::admission::Limits::for_fd_limit(nofile)),
+        auth_failures: crate::admission::AuthFailures::default(),
+        auth_worker: None,
+        deadlines: BinaryHeap::new(),
+        out_total: 0,
+        accept_resume: None,
+        accept_trouble: false,
         spawner_pid,
         clients: HashMap::new(),
         next_client: 0,
@@ -240,6 +276,8 @@ impl Supervisor {
                 .into_iter()
                 .chain(self.watchdog.map(|w| w.1))
                 .chain(self.delayed.iter().map(|d| d.0))
+                .chain(self.next_deadline())
+                .chain(self.accept_resume)
                 .min();
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             events.clear();
@@ -251,10 +289,13 @@ impl Supervisor {
             for ev in events.iter() {
                 self.on_ready(ev.key, ev.readable, ev.writable, now);
             }
-            self.fire_timers(Instant::now());
+            let now = Instant::now();
+            self.fire_timers(now);
             if !self.delayed.is_empty() {
-                self.send_delayed(Instant::now());
+                self.send_delayed(now);
             }
+            self.fire_deadlines(now);
+            self.resume_accept(now);
             self.progress_jobs();
             self.feed_main_followers();
             self.service_manager_tick(Instant::now());
@@ -291,8 +332,9 @@ impl Supervisor {
                     self.on_link(now);
                 }
             }
-            KEY_LISTENER => self.accept(),
-            k if k & CLIENT_BIT != 0 => self.on_client((k & !CLIENT_BIT) as u32, readable, writable),
+            KEY_LISTENER => self.accept(now),
+            KEY_AUTH => self.on_auth_verdicts(now),
+            k if k & CLIENT_BIT != 0 => self.on_client((k & !CLIENT_BIT) as u32, readable, writable, now),
             k => self.on_pipe(k),
         }
     }
@@ -414,6 +456,7 @@ impl Supervisor {
                 None => return,
             };
             match received {
+                Ok((ev, fds)) if fds.len() < common::proto::spawn::Message::fd_count(&ev) => self.on_fds_lost(ev, now),
                 Ok((ev, fds)) => self.on_spawner_event(ev, fds, now),
                 Err(ProtoError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -509,6 +552,26 @@ impl Supervisor {
             SpawnEvent::ConfigRejected { token, error } => self.on_config_rejected(token, error),
             other => self.log.error(&format!("unexpected message from the spawner: {other:?}")),
         }
+    }
+
+    /// The kernel could not give us the fds a message carried (we are out of fds): an error
+    /// for that one event. A spawned child whose output nothing can read is killed; its exit
+    /// then takes the usual course (BACKOFF and a retry, or a restart).
+    fn on_fds_lost(&mut self, ev: SpawnEvent, now: Instant) {
+        let SpawnEvent::Spawned { token, spawn_id, pid, .. } = ev else {
+            return self.log.error(&format!("a message from the spawner lost its fds: {ev:?}"));
+        };
+        let Some(slot) = self.registry.take_token(token) else {
+            return self.log.error(&format!("spawner answered unknown spawn token {token}"));
+        };
+        self.registry.bind_spawn(slot, spawn_id);
+        let _ = self.apply(slot, Event::Spawned { pid }, now);
+        let name = self.registry.get(slot).map(|p| p.name.clone()).unwrap_or_default();
+        self.log.error(&format!(
+            "'{name}' (pid {pid}): its output fds could not be received (too many open files); killing it"
+        ));
+        let kill = Request::Signal { spawn_id, signal: Signal::SIGKILL as i32, purpose: SignalPurpose::Kill };
+        self.send(&kill);
     }
 
     fn on_daemon_signal(&mut self, signal: i32) {

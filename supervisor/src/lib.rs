@@ -8,7 +8,9 @@
 //! `control.rs` serves taskmasterctl, `registry.rs` holds the processes, `sys.rs` is mechanism.
 
 pub mod access;
+pub mod admission;
 pub mod attach;
+pub mod auth;
 pub mod control;
 pub mod event_loop;
 pub mod logs;

@@ -12,6 +12,7 @@ use common::config::SyslogTarget;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -88,7 +89,9 @@ impl RotatingFile {
 
     fn ensure_open(&mut self) -> io::Result<()> {
         if self.file.is_none() {
-            let f = OpenOptions::new().append(true).create(true).open(&self.path)?;
+            // Never through a symlink: a program's user who can write the log directory must
+            // not point its log at another file the supervisor's user may write.
+            let f = OpenOptions::new().append(true).create(true).custom_flags(libc::O_NOFOLLOW).open(&self.path)?;
             self.size = f.metadata()?.len();
             self.file = Some(f);
         }
@@ -136,7 +139,7 @@ impl RotatingFile {
         }
         self.file = None;
         self.failure = None;
-        match OpenOptions::new().write(true).truncate(true).open(&self.path) {
+        match OpenOptions::new().write(true).truncate(true).custom_flags(libc::O_NOFOLLOW).open(&self.path) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -152,7 +155,7 @@ impl RotatingFile {
                 break;
             }
             let p = if k == 0 { self.path.clone() } else { backup(&self.path, k) };
-            let Ok(mut f) = File::open(&p) else { break };
+            let Ok(mut f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&p) else { break };
             let len = f.metadata().map(|m| m.len()).unwrap_or(0) as usize;
             let take = want.min(len);
             let mut buf = vec![0; take];

@@ -21,6 +21,8 @@ pub enum Source {
     Pipe(File),
     /// A taskmasterctl connection.
     Client(UnixStream),
+    /// The password worker's wake-up (`auth.rs`).
+    Wake(UnixStream),
 }
 
 impl AsFd for Source {
@@ -29,7 +31,7 @@ impl AsFd for Source {
             Source::Link(l) => l.as_fd(),
             Source::Listener(l) => l.as_fd(),
             Source::Pipe(f) => f.as_fd(),
-            Source::Client(c) => c.as_fd(),
+            Source::Client(c) | Source::Wake(c) => c.as_fd(),
         }
     }
 }

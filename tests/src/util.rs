@@ -145,7 +145,24 @@ impl Daemon {
         Self::launch(scratch, server_extra, "", yaml, env)
     }
 
+    /// As [`Daemon::start_in`], with taskmasterd's RLIMIT_NOFILE soft and hard limits set to
+    /// `nofile` (as a service manager would), so that it cannot raise them.
+    pub fn start_with_nofile(scratch: Scratch, socket_extra: &str, yaml: &str, nofile: u64) -> Daemon {
+        Self::launch_with(scratch, "", socket_extra, yaml, &[], Some(nofile))
+    }
+
     fn launch(scratch: Scratch, server_extra: &str, socket_extra: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::launch_with(scratch, server_extra, socket_extra, yaml, env, None)
+    }
+
+    fn launch_with(
+        scratch: Scratch,
+        server_extra: &str,
+        socket_extra: &str,
+        yaml: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Daemon {
         use std::os::unix::fs::MetadataExt;
         let config = scratch.path("taskmaster.yaml");
         let socket = scratch.path("tm.sock");
@@ -164,6 +181,17 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))
             .process_group(0);
+        if let Some(n) = nofile {
+            // prlimit(1) sets the limits and execs taskmasterd in the same process.
+            let mut limited = Command::new("prlimit");
+            limited.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin("taskmasterd"));
+            limited.args(cmd.get_args());
+            limited.stdin(Stdio::null()).stdout(Stdio::null()).process_group(0);
+            limited.stderr(Stdio::from(
+                fs::File::options().append(true).open(scratch.path("stderr.txt")).expect("stderr file"),
+            ));
+            cmd = limited;
+        }
         let mut d = Daemon {
             scratch,
             config,
@@ -305,6 +333,18 @@ impl Daemon {
     /// Sends a signal to taskmasterd (the spawner).
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill taskmasterd");
+    }
+
+    /// The supervisor's pid: the spawner's child running `--supervisor-role`.
+    pub fn supervisor_pid(&self) -> i32 {
+        let mut found = None;
+        wait_until("the supervisor process", Duration::from_secs(10), || {
+            found = children_of(self.pid()).into_iter().find(|p| {
+                fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
+            });
+            found.is_some()
+        });
+        found.expect("supervisor pid")
     }
 
     /// Waits for taskmasterd to exit and returns its exit code.

@@ -63,6 +63,9 @@ pub mod kind {
     pub const AUTH_REQUIRED: &str = "auth_required";
     /// The config file has errors; nothing changed (taskmasterctl exits 2).
     pub const CONFIG_ERROR: &str = "config_error";
+    /// The daemon cannot take this now (too many connections, too many password checks
+    /// waiting); taskmasterctl exits 4, as when it cannot connect.
+    pub const UNAVAILABLE: &str = "unavailable";
 }
 
 impl Reply {

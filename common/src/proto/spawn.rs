@@ -361,6 +361,15 @@ pub fn encode<M: Message>(msg: &M) -> Result<Vec<u8>, ProtoError> {
 /// # Errors
 /// Any [`ProtoError`] but `Io` and `Closed`.
 pub fn decode<M: Message>(bytes: &[u8], nfds: usize) -> Result<M, ProtoError> {
+    let msg: M = decode_payload(bytes)?;
+    if msg.fd_count() != nfds {
+        return Err(ProtoError::FdCount { tag: msg.tag(), expected: msg.fd_count(), got: nfds });
+    }
+    Ok(msg)
+}
+
+/// Decodes one datagram of `M` without checking the fds that came with it.
+fn decode_payload<M: Message>(bytes: &[u8]) -> Result<M, ProtoError> {
     if bytes.len() < HEADER {
         return Err(ProtoError::Malformed(format!("{} bytes, shorter than a header", bytes.len())));
     }
@@ -383,9 +392,6 @@ pub fn decode<M: Message>(bytes: &[u8], nfds: usize) -> Result<M, ProtoError> {
     };
     if msg.tag() != tag {
         return Err(ProtoError::Malformed(format!("tag {tag} carries a message of tag {}", msg.tag())));
-    }
-    if msg.fd_count() != nfds {
-        return Err(ProtoError::FdCount { tag, expected: msg.fd_count(), got: nfds });
     }
     Ok(msg)
 }
@@ -425,15 +431,27 @@ impl Link {
     /// non-blocking and empty. The fds are owned before anything is checked, so a refused
     /// message still closes them.
     ///
+    /// When the kernel could not install every fd the message carried (MSG_CTRUNC: this
+    /// process is out of fds), the message is still returned, with fewer fds than its
+    /// [`Message::fd_count`]: that is an error for that one event, which the caller handles,
+    /// never a reason to end the link (issue 12).
+    ///
     /// # Errors
     /// [`ProtoError::Closed`] at end of stream, or any decoding error.
     pub fn recv<M: Message>(&mut self) -> Result<(M, Vec<OwnedFd>), ProtoError> {
         let r = recv_with_fds(self.fd.as_fd(), &mut self.buf, MAX_FDS)?;
-        if r.len == 0 && r.fds.is_empty() {
+        if r.len == 0 && r.fds.is_empty() && !r.fds_lost {
             return Err(ProtoError::Closed);
         }
         if r.truncated || r.len > MAX_MSG {
             return Err(ProtoError::Truncated);
+        }
+        if r.fds_lost {
+            let msg: M = decode_payload(&self.buf[..r.len])?;
+            if r.fds.len() >= msg.fd_count() {
+                return Err(ProtoError::FdCount { tag: msg.tag(), expected: msg.fd_count(), got: r.fds.len() });
+            }
+            return Ok((msg, r.fds));
         }
         let msg = decode::<M>(&self.buf[..r.len], r.fds.len())?;
         Ok((msg, r.fds))

@@ -4,7 +4,37 @@
 
 use std::collections::BTreeMap;
 
+/// `probe flood SOCKET N`: opens N connections to a UNIX socket (raising its own fd limit to the
+/// hard limit first), each sending the start of a request line that never ends, then prints
+/// `{"connected": C, "refused": R}` (R: connect failed) and holds them until stdin closes.
+fn flood(path: &str, n: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    use std::io::{Read, Write};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..n {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(mut s) => {
+                let _ = s.set_nonblocking(true);
+                let _ = s.write(b"{\"id\": 1, \"action\": \"sta");
+                held.push(s);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    println!("{}", serde_json::json!({ "connected": held.len(), "refused": refused }));
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("flood") {
+        let path = std::env::args().nth(2).unwrap_or_default();
+        let n = std::env::args().nth(3).and_then(|n| n.parse().ok()).unwrap_or(0);
+        return flood(&path, n);
+    }
     // `probe bind ADDR`: try to listen on ADDR, print the result, then wait.
     if std::env::args().nth(1).as_deref() == Some("bind") {
         let addr = std::env::args().nth(2).unwrap_or_default();

@@ -95,6 +95,10 @@ fn roles_decide_who_may_do_what() {
     let s = ctl_as(&d, "tmt_stranger", &["status"]);
     assert_eq!(s.code, 4);
     assert!(s.stderr.contains(&format!("uid {stranger} matches no socket.access rule")), "{s:?}");
+    // It learns nothing of the programs: a name that does not exist gets the same refusal.
+    let s = ctl_as(&d, "tmt_stranger", &["stop", "no-such-program"]);
+    assert_eq!(s.code, 4);
+    assert!(s.stderr.contains(&format!("uid {stranger} matches no socket.access rule")), "{s:?}");
 
     // An admin through a group rule may update and shut down.
     assert_eq!(ctl_as(&d, "tmt_boss", &["update"]).code, 0);
