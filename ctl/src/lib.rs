@@ -56,6 +56,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
         .or_else(|| std::env::var("TASKMASTER_USERNAME").ok().filter(|u| !u.is_empty()))
         .or_else(|| settings.auth_username.clone());
     client::set_username(username);
+    client::set_socket_owner(settings.socket_owner.clone());
     let mut outcome = Outcome::Ok;
     if !cli.action.is_empty() {
         outcome = match actions::parse(&cli.action)? {
