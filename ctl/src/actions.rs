@@ -4,6 +4,7 @@
 use crate::client::Client;
 use crate::exit::{CtlError, Outcome};
 use crate::render;
+use crate::sanitize::Sanitizer;
 use common::proto::control::{ActionResult, AvailInfo, ProcessInfo};
 use serde_json::{json, Map, Value};
 
@@ -288,10 +289,13 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             args.insert("stream".into(), json!(stream));
             let names: Vec<String> = name.iter().cloned().collect();
             let data = client.call(if *main { "maintail" } else { "tail" }, &names, args)?;
-            write_b64(data.get("data").and_then(Value::as_str).unwrap_or_default())?;
+            // On a terminal, escape sequences that could write the clipboard, set the title or
+            // query the terminal are removed; into a file or a pipe the bytes stay exact.
+            let mut sanitizer = nix::unistd::isatty(std::io::stdout()).unwrap_or(false).then(Sanitizer::new);
+            write_b64(data.get("data").and_then(Value::as_str).unwrap_or_default(), sanitizer.as_mut())?;
             if *follow {
                 let watch_stdin = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-                let end = client.follow(watch_stdin, write_b64)?;
+                let end = client.follow(watch_stdin, |chunk| write_b64(chunk, sanitizer.as_mut()))?;
                 if let Some(message) = end {
                     eprintln!("taskmasterctl: {message}");
                 }
@@ -329,13 +333,17 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
     }
 }
 
-/// Writes base64-encoded bytes to stdout as they are, and flushes.
-fn write_b64(data: &str) -> Result<(), CtlError> {
+/// Writes base64-encoded bytes to stdout, through `sanitizer` when given (stdout is a
+/// terminal), else as they are, and flushes.
+fn write_b64(data: &str, sanitizer: Option<&mut Sanitizer>) -> Result<(), CtlError> {
     use base64::Engine as _;
     use std::io::Write as _;
-    let bytes = base64::engine::general_purpose::STANDARD
+    let mut bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|e| CtlError::Failed(format!("unreadable data from the daemon: {e}")))?;
+    if let Some(s) = sanitizer {
+        bytes = s.filter(&bytes);
+    }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&bytes);
     let _ = out.flush();

@@ -36,6 +36,8 @@ pub struct Settings {
     pub socket: PathBuf,
     /// socket.auth.username of the config file, if any.
     pub auth_username: Option<String>,
+    /// The user of the config file's socket.chown, if any: a socket it owns may get a password.
+    pub socket_owner: Option<String>,
     /// Shell settings.
     pub ctl: CtlConfig,
 }
@@ -57,11 +59,11 @@ pub fn settings(cli: &Cli) -> Result<Settings, CtlError> {
             .find(|p| p.exists())
             .map(Path::to_path_buf),
     };
-    let (socket, ctl, auth_username) = match file {
+    let (socket, ctl, auth_username, socket_owner) = match file {
         Some(f) => {
             let (socket, ctl) = config::load_ctl(&f).map_err(|e| CtlError::Config(e.to_string()))?;
             let auth_username = socket.auth.map(|a| a.username);
-            (socket.path, ctl, auth_username)
+            (socket.path, ctl, auth_username, socket.chown.map(|(user, _)| user))
         }
         None => {
             let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
@@ -69,8 +71,9 @@ pub fn settings(cli: &Cli) -> Result<Settings, CtlError> {
                 config::default_socket_path(),
                 CtlConfig { prompt: "taskmaster".into(), history_file: home.join(".taskmaster_history") },
                 None,
+                None,
             )
         }
     };
-    Ok(Settings { socket: cli.socket.clone().unwrap_or(socket), ctl, auth_username })
+    Ok(Settings { socket: cli.socket.clone().unwrap_or(socket), ctl, auth_username, socket_owner })
 }

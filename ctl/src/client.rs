@@ -1,4 +1,10 @@
 //! One connection to the daemon's control socket.
+//!
+//! A password (socket.auth) goes only to a socket whose file and whose listening process both
+//! belong to root, to the ctl's own user, or to the user of the config's `socket.chown`: anyone
+//! else who managed to bind the path (a stale socket directory, a `-s` path in a shared
+//! directory) would be collecting passwords. The check runs when the daemon asks for a password,
+//! before the password is read or sent.
 
 use crate::exit::CtlError;
 use common::proto::control::{kind, Reply, Request};
@@ -7,12 +13,48 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 static USERNAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+static SOCKET_OWNER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 static CREDENTIALS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
 
 /// The user name to present when the daemon asks for socket.auth (from `-u`,
 /// `TASKMASTER_USERNAME` or the config); set once per process.
 pub fn set_username(user: Option<String>) {
     let _ = USERNAME.set(user);
+}
+
+/// The user of the config's `socket.chown` (None without a config file or without chown),
+/// trusted to own the socket a password is sent to; set once per process.
+pub fn set_socket_owner(user: Option<String>) {
+    let _ = SOCKET_OWNER.set(user);
+}
+
+/// Why a socket must not get a password: a uid that is not root, ours, or socket.chown's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Untrusted {
+    /// The socket file (lstat) is owned by this uid.
+    FileOwner(u32),
+    /// The process that listens on it (SO_PEERCRED) runs as this uid.
+    Peer(u32),
+}
+
+/// The first of the socket file's owner and the listening process's uid that is not in
+/// `trusted`, if any.
+fn untrusted(file_uid: u32, peer_uid: u32, trusted: &[u32]) -> Option<Untrusted> {
+    if !trusted.contains(&file_uid) {
+        Some(Untrusted::FileOwner(file_uid))
+    } else if !trusted.contains(&peer_uid) {
+        Some(Untrusted::Peer(peer_uid))
+    } else {
+        None
+    }
+}
+
+/// `uid 1234 (mallory)`, or `uid 1234` for a uid with no name.
+fn describe_uid(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("uid {uid} ({})", u.name),
+        _ => format!("uid {uid}"),
+    }
 }
 
 /// The user name and password for socket.auth, obtained once per process (the shell asks once):
@@ -72,6 +114,7 @@ impl Client {
     ) -> Result<serde_json::Value, CtlError> {
         match self.call_once(action, names, args.clone()) {
             Err(CtlError::AuthRequired) => {
+                self.check_password_recipient()?;
                 let (user, password) = credentials()?;
                 let mut creds = serde_json::Map::new();
                 creds.insert("username".into(), serde_json::Value::String(user.clone()));
@@ -85,6 +128,42 @@ impl Client {
                 }
             }
             other => other,
+        }
+    }
+
+    /// Refuses to go on unless the socket file (lstat, not following a symlink) and the process
+    /// listening on the connected socket (SO_PEERCRED) both belong to root, to us, or to the
+    /// config's `socket.chown` user.
+    ///
+    /// # Errors
+    /// [`CtlError::Unreachable`] (exit 4): "refusing to send a password to PATH: it is owned by
+    /// uid 1234 (mallory), not root, you, or socket.chown's owner", or the same naming the
+    /// listening process, or saying that the owner cannot be checked.
+    fn check_password_recipient(&self) -> Result<(), CtlError> {
+        use std::os::unix::fs::MetadataExt;
+        let refuse = |why: String| {
+            CtlError::Unreachable(format!("refusing to send a password to {}: {why}", self.path.display()))
+        };
+        let file_uid =
+            std::fs::symlink_metadata(&self.path).map_err(|e| refuse(format!("cannot check who owns it: {e}")))?.uid();
+        let peer_uid = nix::sys::socket::getsockopt(&self.writer, nix::sys::socket::sockopt::PeerCredentials)
+            .map_err(|e| refuse(format!("cannot check who serves it: {e}")))?
+            .uid();
+        let mut trusted = vec![0, nix::unistd::getuid().as_raw(), nix::unistd::geteuid().as_raw()];
+        if let Some(Some(name)) = SOCKET_OWNER.get() {
+            if let Ok(Some(u)) = nix::unistd::User::from_name(name) {
+                trusted.push(u.uid.as_raw());
+            }
+        }
+        let not_trusted = "not root, you, or socket.chown's owner";
+        match untrusted(file_uid, peer_uid, &trusted) {
+            None => Ok(()),
+            Some(Untrusted::FileOwner(uid)) => {
+                Err(refuse(format!("it is owned by {}, {not_trusted}", describe_uid(uid))))
+            }
+            Some(Untrusted::Peer(uid)) => {
+                Err(refuse(format!("the process serving it runs as {}, {not_trusted}", describe_uid(uid))))
+            }
         }
     }
 
@@ -187,5 +266,21 @@ impl Client {
     pub fn into_parts(self) -> (UnixStream, Vec<u8>) {
         let leftover = self.reader.buffer().to_vec();
         (self.writer, leftover)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_goes_only_where_file_and_listener_are_trusted() {
+        let trusted = [0, 1000, 990];
+        assert_eq!(untrusted(0, 0, &trusted), None);
+        assert_eq!(untrusted(990, 0, &trusted), None); // socket.chown's owner, served by root
+        assert_eq!(untrusted(1000, 1000, &trusted), None); // our own unprivileged daemon
+        assert_eq!(untrusted(1234, 0, &trusted), Some(Untrusted::FileOwner(1234)));
+        assert_eq!(untrusted(0, 1234, &trusted), Some(Untrusted::Peer(1234)));
+        assert_eq!(untrusted(1234, 4321, &trusted), Some(Untrusted::FileOwner(1234)));
     }
 }

@@ -6,9 +6,15 @@
 //! line typed goes to the program's stdin, and Ctrl-D or the detach keys end the session. The
 //! terminal is restored exactly whatever ends the session: detach, the program's exit, the
 //! daemon going away, or SIGTERM/SIGHUP/SIGINT/SIGQUIT to taskmasterctl.
+//!
+//! Everything the program prints passes through [`crate::sanitize::Sanitizer`] on its way to the
+//! terminal, the redraw at attach included: a program cannot write the operator's clipboard
+//! (OSC 52), set the title, or make the terminal answer a query, while colours, cursor movement and
+//! the modes full-screen programs use pass unchanged.
 
 use crate::client::Client;
 use crate::exit::{CtlError, Outcome};
+use crate::sanitize::Sanitizer;
 use common::proto::attach::{take_frame, Frame};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -169,13 +175,14 @@ fn session(
     detector: &mut Detector,
 ) -> Result<End, CtlError> {
     let mut stdout = std::io::stdout();
+    let mut sanitizer = Sanitizer::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // Frames already received.
         loop {
             match take_frame(inbuf) {
                 Ok(Some(Frame::Data(d))) => {
-                    let _ = stdout.write_all(&d);
+                    let _ = stdout.write_all(&sanitizer.filter(&d));
                     let _ = stdout.flush();
                 }
                 Ok(Some(Frame::Exit(status))) => return Ok(End::Exited(status)),

