@@ -210,7 +210,8 @@ fn the_socket_and_pidfile_may_live_in_a_sticky_directory_and_are_removed_at_exit
         .spawn()
         .unwrap();
     tests::wait_until("the daemon serves", SOON, || {
-        let status = std::process::Command::new(tests::bin("taskmasterctl")).arg("-s").arg(&sock).arg("status").output();
+        let status =
+            std::process::Command::new(tests::bin("taskmasterctl")).arg("-s").arg(&sock).arg("status").output();
         status.is_ok_and(|o| matches!(o.status.code(), Some(0 | 3)))
     });
     let meta = std::fs::symlink_metadata(&sock).unwrap();
