@@ -188,6 +188,14 @@ fn open_root() -> Result<Level, PathError> {
     Ok(Level { fd, stat, insecure })
 }
 
+/// Whether the directory open at `fd` has no entry (read through /proc/self/fd, which names
+/// that very directory; false when /proc cannot be read). Link counts cannot tell: btrfs gives
+/// every directory one link, and files do not count.
+fn is_empty_dir(fd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|mut d| d.next().is_none())
+}
+
 /// Walks `path` (made absolute against the current directory) from `/` without following any
 /// symlink but trusted ones (module rules), creating missing directories when `create` says
 /// how, and returns the directory.
@@ -281,8 +289,10 @@ pub fn open_dir(path: &Path, create: Option<&NewDirs>) -> Result<Dir, PathError>
                 )
                 .map_err(|_| PathError::Raced { path: here.clone() })?;
                 let stat = fstat(&fd).map_err(sys(&here, "fstat"))?;
-                // The empty directory this process just made, or a stand-in: refuse the latter.
-                let ours = stat.st_uid == nix::unistd::geteuid().as_raw() && stat.st_nlink == 2;
+                // The directory this process just made, or a stand-in put there by whoever can
+                // write the parent: refuse anything but an empty directory of ours.
+                let ours =
+                    stat.st_uid == nix::unistd::geteuid().as_raw() && (parent.insecure.is_none() || is_empty_dir(&fd));
                 if !is_kind(&stat, SFlag::S_IFDIR) || !ours {
                     return Err(PathError::Raced { path: here });
                 }
@@ -403,6 +413,9 @@ mod tests {
         // The directory itself is reached, and known to be insecure.
         let d = open_dir(&open.join("real"), None).unwrap();
         assert!(matches!(d.require_secure(), Err(PathError::Insecure { .. })));
+        // A directory made there is checked through its fd to be the empty one just made.
+        let made = open_dir(&open.join("made"), Some(&NEW)).unwrap();
+        assert!(made.require_secure().is_err() && open.join("made").is_dir());
     }
 
     #[test]
