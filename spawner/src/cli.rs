@@ -1,7 +1,7 @@
 //! taskmasterd's command line (DESIGN §7) and the spawner's start-up sequence.
 
 use crate::link::{signal_fd, Spawner};
-use crate::{privdrop, setup, sys};
+use crate::{paths, privdrop, setup, sys};
 use clap::Parser;
 use common::config::{self, Config};
 use common::proto::spawn::Link;
@@ -36,20 +36,28 @@ pub struct Cli {
 }
 
 /// Writes `DIR/man/NAME.SECTION` (clap_mangen) and `DIR/completions/` for bash, zsh and fish
-/// (clap_complete) for a command.
+/// (clap_complete) for a command. Directories and files are made as [`crate::paths`] makes them
+/// (no symlink followed but trusted ones, files opened with `O_NOFOLLOW`): `make install` may run
+/// it as root.
 ///
 /// # Errors
-/// A file cannot be written.
+/// A directory or file cannot be made or written.
 pub fn generate_docs(mut cmd: clap::Command, name: &str, section: &str, dir: &std::path::Path) -> std::io::Result<()> {
-    use clap_complete::Shell;
-    let man = dir.join("man");
-    let comp = dir.join("completions");
-    std::fs::create_dir_all(&man)?;
-    std::fs::create_dir_all(&comp)?;
-    let mut page = std::fs::File::create(man.join(format!("{name}.{section}")))?;
+    use clap_complete::{Generator, Shell};
+    use nix::fcntl::OFlag;
+    let new = paths::NewDirs { mode: 0o755, owner: None };
+    let open_dir = |sub: &str| paths::open_dir(&dir.join(sub), Some(&new)).map_err(std::io::Error::other);
+    let write = |d: &paths::Dir, file: &str| {
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+        paths::open_in(d, file.as_ref(), flags, 0o644).map(std::fs::File::from).map_err(std::io::Error::other)
+    };
+    let man = open_dir("man")?;
+    let mut page = write(&man, &format!("{name}.{section}"))?;
     clap_mangen::Man::new(cmd.clone()).section(section).render(&mut page)?;
+    let completions = open_dir("completions")?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        clap_complete::generate_to(shell, &mut cmd, name, &comp)?;
+        let mut file = write(&completions, &shell.file_name(name))?;
+        clap_complete::generate(shell, &mut cmd, name, &mut file);
     }
     Ok(())
 }
@@ -166,8 +174,8 @@ fn serve(config: Config, daemon: bool) -> Result<u8, String> {
     for problem in setup::prepare_logs(&config, user.as_ref()) {
         eprintln!("taskmasterd: {problem}");
     }
-    let listener: OwnedFd = setup::bind_socket(&config)?.into();
-    let socket_path = config.socket.path.clone();
+    let (listener, socket_node) = setup::bind_socket(&config)?;
+    let listener: OwnedFd = listener.into();
     let result = (|| {
         if let Some(r) = report {
             r.ready(config.server.directory.as_deref())?;
@@ -180,6 +188,6 @@ fn serve(config: Config, daemon: bool) -> Result<u8, String> {
         drop(listener);
         Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, !daemon).run())
     })();
-    let _ = std::fs::remove_file(&socket_path);
+    socket_node.remove();
     result
 }

@@ -3,13 +3,16 @@
 //! daemon says it serves (exit 0), or until it exits after printing its error (exit 1), so
 //! `taskmasterd -d` fails visibly when startup fails.
 
+use crate::paths::{self, Dir, NewDirs, PathError};
 use crate::sys;
 use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::{FileStat, SFlag};
 use nix::unistd::ForkResult;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The daemon's line back to the process that started it.
 pub struct Report(OwnedFd);
@@ -59,27 +62,48 @@ impl Report {
 
 /// The pidfile, locked (flock) while the daemon lives and removed when dropped.
 pub struct PidFile {
-    path: PathBuf,
+    dir: Dir,
+    name: OsString,
     _lock: Flock<File>,
 }
 
-/// Creates and locks `path` and writes this process's pid in it.
+/// Creates (or reuses) and locks the pidfile at `path` and writes this process's pid in it
+/// (DESIGN §1 rule 5): its directory, made root's (0755) when missing, must be secure
+/// ([`crate::paths`]; a sticky one such as /tmp will do); the file is opened relative to it
+/// with `O_NOFOLLOW`, and must be a regular file of ours with one link.
 ///
 /// # Errors
-/// Another process holds the lock ("another taskmasterd (pid 4242) holds …"), or the file
-/// cannot be written.
+/// Another process holds the lock ("another taskmasterd (pid 4242) holds …"), the directory or
+/// the node is refused, or the file cannot be written; one line naming the path.
 pub fn lock_pidfile(path: &Path) -> Result<PidFile, String> {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    let refuse = |e: PathError| format!("pidfile {}: {e}", path.display());
+    let (dir_path, name) = paths::split(path).map_err(refuse)?;
+    let dir = paths::open_dir(dir_path, Some(&NewDirs { mode: 0o755, owner: None })).map_err(refuse)?;
+    dir.require_secure().map_err(refuse)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let ours = |st: &FileStat| paths::is_kind(st, SFlag::S_IFREG) && st.st_uid == me && st.st_nlink == 1;
+    let not_ours = |st: &FileStat| {
+        format!(
+            "pidfile {}: not a file of ours (type {:o}, owner uid {}, {} links): remove it",
+            path.display(),
+            st.st_mode & SFlag::S_IFMT.bits(),
+            st.st_uid,
+            st.st_nlink
+        )
+    };
+    // Look before opening, so that nothing another user placed there is ever opened.
+    if let Some(st) = paths::stat_in(&dir, name).map_err(refuse)? {
+        if !ours(&st) {
+            return Err(not_ours(&st));
+        }
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| format!("cannot open pidfile {}: {e}", path.display()))?;
-    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+    let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK;
+    let fd = paths::open_in(&dir, name, flags, 0o644).map_err(refuse)?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot stat pidfile {}: {e}", path.display()))?;
+    if !ours(&st) {
+        return Err(not_ours(&st));
+    }
+    let mut lock = match Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((mut f, _)) => {
             let mut pid = String::new();
@@ -91,11 +115,11 @@ pub fn lock_pidfile(path: &Path) -> Result<PidFile, String> {
     lock.rewind()
         .and_then(|()| writeln!(lock, "{}", std::process::id()))
         .map_err(|e| format!("cannot write pidfile {}: {e}", path.display()))?;
-    Ok(PidFile { path: path.to_path_buf(), _lock: lock })
+    Ok(PidFile { dir, name: name.to_owned(), _lock: lock })
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = nix::unistd::unlinkat(self.dir.fd(), self.name.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
 }

@@ -9,7 +9,8 @@
 //! Files: `link.rs` (the loop), `dispatch.rs` (validation), `prepare.rs` (a `Program` into what
 //! the child needs, built before fork), `child.rs` (fork to exec, async-signal-safe only),
 //! `children.rs` (pids, reaping), `privdrop.rs` (the supervisor's identity), `setup.rs` (socket,
-//! directories, limits), `sys/` (every raw call, each wrapped once in a safe function).
+//! directories, limits, the supervisor's uid), `paths.rs` (reaching a path as root without
+//! following what others can change), `sys/` (every raw call, each wrapped once in a safe function).
 
 pub mod child;
 pub mod children;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod daemon;
 pub mod dispatch;
 pub mod link;
+pub mod paths;
 pub mod prepare;
 pub mod privdrop;
 pub mod setup;

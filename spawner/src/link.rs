@@ -128,14 +128,6 @@ impl Spawner {
             if signo == Signal::SIGCHLD as i32 {
                 self.reap();
             } else if self.link_open && self.state == LinkState::Ready {
-                if signo == Signal::SIGUSR2 as i32 {
-                    // An external logrotate renamed the files: create them again for the
-                    // supervisor's user, who may not write in their directories.
-                    let owner = crate::setup::supervisor_user(&self.config).ok().flatten();
-                    for problem in crate::setup::prepare_logs(&self.config, owner.as_ref()) {
-                        say(&problem);
-                    }
-                }
                 self.send(&Event::DaemonSignal { signal: signo }, &[]);
             } else if matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) {
                 // Not serving yet: nothing runs, so end the supervisor and leave.
@@ -313,10 +305,6 @@ impl Spawner {
             self.config.programs.sort_by(|a, b| a.name.cmp(&b.name));
         }
         self.generation = generation;
-        let owner = crate::setup::supervisor_user(&self.config).ok().flatten();
-        for problem in crate::setup::prepare_logs(&self.config, owner.as_ref()) {
-            say(&problem);
-        }
         Ok(())
     }
 

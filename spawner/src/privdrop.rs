@@ -5,8 +5,9 @@
 
 use crate::child;
 use crate::prepare::{Identity, Prepared};
+use crate::setup::SupervisorUser;
 use crate::sys::ExecVectors;
-use nix::unistd::{Pid, User};
+use nix::unistd::Pid;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -28,11 +29,12 @@ fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
 }
 
-/// Forks and execs the supervisor as `user` (or as the current user when `None`).
+/// Forks and execs the supervisor as `user` (uid, gid and groups [gid]; or as the current user
+/// when `None`).
 ///
 /// # Errors
 /// The exec path cannot be found, or a step of the fork/drop/exec failed (named, with errno).
-pub fn start_supervisor(link: &OwnedFd, listener: &OwnedFd, user: Option<&User>) -> Result<Pid, String> {
+pub fn start_supervisor(link: &OwnedFd, listener: &OwnedFd, user: Option<&SupervisorUser>) -> Result<Pid, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
     let path = CString::new(exe.as_os_str().as_bytes()).map_err(|_| "executable path has a NUL byte".to_owned())?;
     let argv = vec![CString::new("taskmasterd").unwrap_or_default(), CString::new(SUPERVISOR_ROLE).unwrap_or_default()];

@@ -71,7 +71,7 @@ impl From<Output> for CtlRun {
     }
 }
 
-/// A scratch directory readable by every user (the supervisor may run as `nobody`).
+/// A scratch directory readable by every user (the supervisor runs as a user of its own).
 pub struct Scratch {
     /// The directory.
     pub dir: tempfile::TempDir,
@@ -335,18 +335,6 @@ impl Daemon {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill taskmasterd");
     }
 
-    /// The supervisor's pid: the spawner's child running `--supervisor-role`.
-    pub fn supervisor_pid(&self) -> i32 {
-        let mut found = None;
-        wait_until("the supervisor process", Duration::from_secs(10), || {
-            found = children_of(self.pid()).into_iter().find(|p| {
-                fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
-            });
-            found.is_some()
-        });
-        found.expect("supervisor pid")
-    }
-
     /// Waits for taskmasterd to exit and returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
         let mut child = self.child.take().expect("daemon already waited for");
@@ -381,6 +369,40 @@ impl Drop for Daemon {
     }
 }
 
+/// Runs `taskmasterd ARGS` expecting it to stop by itself within 10 s (a refused start), and
+/// returns its exit code and stderr; kills it and panics when it keeps running.
+pub fn run_daemon_to_exit(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let err = tempfile::NamedTempFile::new().expect("stderr file");
+    let mut child = Command::new(bin("taskmasterd"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(err.reopen().expect("reopen stderr file")))
+        .process_group(0)
+        .spawn()
+        .expect("spawn taskmasterd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            // Started after all: shut it down in order (its programs with it), then fail.
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let stop_deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < stop_deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("taskmasterd kept running; stderr: {}", fs::read_to_string(err.path()).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (code, fs::read_to_string(err.path()).unwrap_or_default())
+}
+
 /// Whether a pid is alive (not reaped; a zombie counts as gone).
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -399,6 +421,31 @@ pub fn ppid(pid: i32) -> Option<i32> {
 pub fn proc_status_field(pid: i32, field: &str) -> Option<String> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find_map(|l| l.strip_prefix(field).map(|v| v.split_whitespace().next().unwrap_or("").to_owned()))
+}
+
+/// Creates the system user `name` (useradd -M -N, no login shell) unless it exists, and returns
+/// it. For root-only tests; panics when useradd fails.
+pub fn ensure_user(name: &str) -> nix::unistd::User {
+    if !matches!(nix::unistd::User::from_name(name), Ok(Some(_))) {
+        let ok = Command::new("useradd")
+            .args(["-M", "-N", "-s", "/usr/sbin/nologin", name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "useradd {name}");
+    }
+    nix::unistd::User::from_name(name).expect("getpwnam").expect("the user just added")
+}
+
+/// The pid of a daemon's supervisor (its child running `--supervisor-role`), waited for.
+pub fn supervisor_pid(d: &Daemon) -> i32 {
+    let mut found = None;
+    wait_until("the supervisor process", Duration::from_secs(10), || {
+        found = children_of(d.pid()).into_iter().find(|p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
+        });
+        found.is_some()
+    });
+    found.unwrap_or_default()
 }
 
 /// Pids of the direct children of `pid`.

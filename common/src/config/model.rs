@@ -40,7 +40,8 @@ pub struct Server {
     pub program_syslog: SyslogTarget,
     /// Pid file (default `taskmasterd.pid` beside the config).
     pub pidfile: PathBuf,
-    /// User the supervisor runs as when started as root (default `taskmaster`, else `nobody`).
+    /// User the supervisor runs as when started as root (default `taskmaster` if that user exists,
+    /// else a dynamic uid; never `nobody` nor a program's `user`).
     pub user: Option<String>,
     /// The daemon's umask (default 0o022).
     pub umask: u32,

@@ -85,6 +85,16 @@ fn user_exists(name: &str) -> bool {
     matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
 }
 
+fn uid_of(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+}
+
+/// Whether `name` is `nobody`, or another name for its uid (or the kernel's overflow uid 65534).
+fn is_nobody(name: &str) -> bool {
+    let uid = uid_of(name);
+    name == "nobody" || uid == Some(65534) || (uid.is_some() && uid == uid_of("nobody"))
+}
+
 /// One parsed file: the main config or an included one.
 pub struct Source {
     /// Absolute path.
@@ -161,8 +171,18 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
             }
         } else if ctx.check_users && !user_exists(u) {
             c.error(&["server", "user"], format!("unknown user '{u}'"));
+        } else if ctx.check_users && is_nobody(u) {
+            // nobody is everybody's: programs run as it, and any of them could trace the
+            // supervisor (DESIGN §1 rule 4).
+            c.error(&["server", "user"], "server.user must be a user of its own, not nobody".to_owned());
         }
     }
+    // The supervisor's user as root (a dynamic uid has no name, so no program can name it).
+    let supervisor = match &rs.user {
+        _ if !(ctx.is_root && ctx.check_users) => None,
+        Some(u) => uid_of(u).map(|uid| (format!("server.user '{u}'"), uid)),
+        None => uid_of("taskmaster").map(|uid| ("server.user defaults to 'taskmaster'".to_owned(), uid)),
+    };
     let server = Server {
         logfile,
         logfile_maxbytes: c.value(&["server", "logfile_maxbytes"], rs.logfile_maxbytes, units::parse_size, 50 << 20),
@@ -199,7 +219,13 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
                 continue;
             }
             origin.push((name.clone(), c.file.to_path_buf(), line, col));
-            programs.push(program(&name, rp, here, ctx, c));
+            let p = program(&name, rp, here, ctx, c);
+            if let (Some((sup, sup_uid)), Some(u)) = (&supervisor, &p.user) {
+                if uid_of(u) == Some(*sup_uid) {
+                    c.error(&["programs", &name, "user"], format!("programs.{name}.user '{u}' is the supervisor's own user ({sup}); give the program another user"));
+                }
+            }
+            programs.push(p);
         }
     };
     add_programs(&mut c, &here, raw.programs);

@@ -9,6 +9,7 @@ mod fg;
 mod install;
 mod lifecycle;
 mod logs;
+mod paths;
 mod peers;
 mod privilege;
 mod reload;

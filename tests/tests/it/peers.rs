@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{bin, proc_status_field, require_root, wait_until, Daemon, Scratch};
+use tests::{bin, ensure_user, proc_status_field, require_root, supervisor_pid, wait_until, Daemon, Scratch};
 
 /// A field of /proc/PID/status in KiB (`VmRSS:`, `VmHWM:`).
 fn kib(pid: i32, field: &str) -> u64 {
@@ -68,15 +68,6 @@ fn hash_password(password: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn ensure_user(name: &str) -> (u32, u32) {
-    if !Command::new("getent").args(["passwd", name]).output().unwrap().status.success() {
-        let ok = Command::new("useradd").args(["-M", "-N", "-s", "/usr/sbin/nologin", name]).status().unwrap();
-        assert!(ok.success(), "useradd {name}");
-    }
-    let u = nix::unistd::User::from_name(name).unwrap().unwrap();
-    (u.uid.as_raw(), u.gid.as_raw())
-}
-
 #[test]
 fn a_connection_flood_from_one_uid_leaves_the_daemon_serving_root() {
     require_root!();
@@ -84,14 +75,15 @@ fn a_connection_flood_from_one_uid_leaves_the_daemon_serving_root() {
         eprintln!("skipped: prlimit or useradd is not installed");
         return;
     }
-    let (uid, gid) = ensure_user("tmt_flood");
+    let flooder = ensure_user("tmt_flood");
+    let (uid, gid) = (flooder.uid.as_raw(), flooder.gid.as_raw());
     let s = Scratch::new();
     let probe = s.probe(&probe());
     let yaml = "programs:\n  p:\n    command: sleep 1000\n    startsecs: 0\n  tick:\n    command: sh -c 'sleep 0.2; exit 1'\n    startsecs: 0\n    autorestart: true\n";
     let d = Daemon::start_with_nofile(s, "  chmod: 0777\n", yaml, 1024);
     d.wait_state("p", "RUNNING", SOON);
     let pid_before = d.proc_pid("p");
-    let sup = d.supervisor_pid();
+    let sup = supervisor_pid(&d);
     let spawns = |d: &Daemon| d.log().matches("spawned: 'tick'").count();
     let spawns_before = spawns(&d);
 
@@ -142,7 +134,7 @@ fn a_request_line_never_ended_is_dropped_at_its_deadline() {
 fn a_huge_window_leaves_the_supervisor_small_and_alive() {
     let d = Daemon::start("programs:\n  t:\n    command: cat\n    pty: true\n    startsecs: 0\n");
     d.wait_state("t", "RUNNING", SOON);
-    let sup = d.supervisor_pid();
+    let sup = supervisor_pid(&d);
     let mut raw = Raw::connect(&d);
     raw.send("{\"id\": 1, \"action\": \"attach\", \"names\": [\"t\"], \"args\": {\"rows\": 65535, \"cols\": 65535}}\n");
     let reply = raw.line(SOON).expect("attach reply");
@@ -252,7 +244,7 @@ fn a_tail_of_a_terabyte_reads_only_the_end_of_the_files() {
             .sum::<u64>()
     };
     wait_until("24 MB logged", Duration::from_secs(60), || total() >= 24_000_000);
-    let sup = d.supervisor_pid();
+    let sup = supervisor_pid(&d);
     let before = kib(sup, "VmHWM:");
     let mut raw = Raw::connect(&d);
     raw.send("{\"id\": 1, \"action\": \"tail\", \"names\": [\"big\"], \"args\": {\"bytes\": 1000000000000}}\n");

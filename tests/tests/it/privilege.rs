@@ -2,18 +2,7 @@
 //! supervisor never as root, every child is the spawner's.
 
 use crate::{probe, SOON};
-use tests::{children_of, proc_status_field, require_root, wait_until, Daemon, Scratch};
-
-fn supervisor_pid(d: &Daemon) -> i32 {
-    let mut found = None;
-    wait_until("the supervisor process", SOON, || {
-        found = children_of(d.pid()).into_iter().find(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
-        });
-        found.is_some()
-    });
-    found.unwrap()
-}
+use tests::{proc_status_field, require_root, supervisor_pid, wait_until, Daemon, Scratch};
 
 #[test]
 fn a_user_nobody_child_runs_as_uid_65534() {
@@ -108,4 +97,80 @@ fn capabilities_are_granted_to_the_programs_that_name_them_and_no_other() {
     assert_eq!(proc_status_field(pid, "Uid:").as_deref(), Some("65534"));
     assert_eq!(proc_status_field(pid, "CapAmb:").as_deref(), Some("0000000000000400"), "CAP_NET_BIND_SERVICE only");
     assert_eq!(proc_status_field(pid, "CapEff:").as_deref(), Some("0000000000000400"));
+}
+
+#[test]
+fn without_a_taskmaster_user_the_supervisor_gets_a_dynamic_uid_of_its_own_and_keeps_it() {
+    require_root!();
+    if matches!(nix::unistd::User::from_name("taskmaster"), Ok(Some(_))) {
+        eprintln!("skipped: this machine has a `taskmaster` user, which the supervisor then runs as");
+        return;
+    }
+    let yaml = "programs:\n  p:\n    command: /bin/sh -c 'echo hello-dynamic; exec sleep 1000'\n    startsecs: 0\n";
+    let mut d = Daemon::start(yaml);
+    let sup = supervisor_pid(&d);
+    let uid: u32 = proc_status_field(sup, "Uid:").unwrap().parse().unwrap();
+    assert!((61184..=65519).contains(&uid), "supervisor uid {uid} is not a dynamic one");
+    assert_eq!(proc_status_field(sup, "Gid:").unwrap(), uid.to_string(), "gid = uid");
+    assert!(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).unwrap().is_none(), "a passwd entry");
+    d.wait_state("p", "RUNNING", SOON);
+    wait_until("p's output in its log", SOON, || d.ctl(&["tail", "p"]).stdout == "hello-dynamic\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(d.log_path("p-stdout.log")).unwrap().uid(), uid, "the log is the supervisor's");
+    // Restarting the same config (same socket path) gives the same uid: its files stay its own.
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(SOON), 0);
+    let scratch = std::mem::take(&mut d.scratch);
+    let again = Daemon::start_in(scratch, yaml);
+    let uid_again = proc_status_field(supervisor_pid(&again), "Uid:").unwrap();
+    assert_eq!(uid_again, uid.to_string());
+    again.wait_state("p", "RUNNING", SOON);
+}
+
+/// `taskmasterd -c CONFIG` on `yaml` (after a generated server and socket section), expected to
+/// be refused: its exit code and stderr.
+fn refused(s: &Scratch, server_extra: &str, yaml: &str) -> (i32, String, std::path::PathBuf) {
+    let config = s.path("tm.yaml");
+    let text = format!(
+        "server:\n  logfile: {}\n{server_extra}socket:\n  path: {}\n{yaml}",
+        s.path("log/taskmasterd.log").display(),
+        s.path("tm.sock").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let (code, err) = tests::run_daemon_to_exit(&["-c".as_ref(), config.as_os_str()]);
+    (code, err, config)
+}
+
+#[test]
+fn server_user_nobody_is_refused() {
+    require_root!();
+    let s = Scratch::new();
+    let (code, err, config) = refused(&s, "  user: nobody\n", "programs:\n  p:\n    command: sleep 1000\n");
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim(), format!("{}:3:3: server.user must be a user of its own, not nobody", config.display()));
+}
+
+#[test]
+fn a_program_running_as_the_supervisors_user_is_refused_at_start_and_at_update() {
+    require_root!();
+    if !std::process::Command::new("sh").args(["-c", "command -v useradd"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("skipped: useradd is not installed");
+        return;
+    }
+    tests::ensure_user("tmt_super");
+    let s = Scratch::new();
+    let web = "programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n    user: tmt_super\n";
+    let (code, err, config) = refused(&s, "  user: tmt_super\n", web);
+    assert_eq!(code, 2, "{err}");
+    let expected = "programs.web.user 'tmt_super' is the supervisor's own user (server.user 'tmt_super'); give the program another user";
+    assert_eq!(err.trim(), format!("{}:10:5: {expected}", config.display()));
+    // Accepted with another user; then an update that makes them equal changes nothing.
+    let d = Daemon::start_full(Scratch::new(), "  user: tmt_super\n", &web.replace("tmt_super", "nobody"));
+    d.wait_state("web", "RUNNING", SOON);
+    let pid = d.proc_pid("web");
+    d.rewrite(web);
+    let run = d.ctl(&["update"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(expected) || run.stderr.contains(expected), "{run:?}");
+    assert_eq!(d.proc_pid("web"), pid);
 }

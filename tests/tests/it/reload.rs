@@ -241,7 +241,7 @@ fn the_supervisor_never_reads_the_config_file() {
     tests::require_root!();
     let d = Daemon::start("programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n");
     d.wait_state("web", "RUNNING", SOON);
-    // Readable by root only: the supervisor (nobody) could not open it, the spawner can.
+    // Readable by root only: the supervisor (a uid of its own) could not open it, the spawner can.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&d.config, std::fs::Permissions::from_mode(0o600)).unwrap();
     d.rewrite("programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n  db:\n    command: sleep 1001\n    startsecs: 0\n");
