@@ -321,25 +321,26 @@ impl Spawner {
     }
 
     fn spawn(&mut self, token: u64, program: &str, instance: u32, generation: u64) {
-        let result = dispatch::check_spawn(&self.config, self.generation, program, instance, generation)
-            .map_err(|r| {
-                say(&r.to_string());
-                r.to_string()
-            })
-            .and_then(|p| {
-                let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
-                    .map_err(|e| e.to_string())?;
-                let dir = p.directory.as_ref().map(|d| d.display().to_string());
-                let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
-                let child = Child {
-                    pid,
-                    program: p.name.clone(),
-                    instance,
-                    stopasgroup: p.stopasgroup,
-                    killasgroup: p.killasgroup,
-                };
-                Ok((child, ends))
-            });
+        let result =
+            dispatch::check_spawn(&self.config, &self.children, self.generation, program, instance, generation)
+                .map_err(|r| {
+                    say(&r.to_string());
+                    r.to_string()
+                })
+                .and_then(|p| {
+                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
+                        .map_err(|e| e.to_string())?;
+                    let dir = p.directory.as_ref().map(|d| d.display().to_string());
+                    let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
+                    let child = Child {
+                        pid,
+                        program: p.name.clone(),
+                        instance,
+                        stopasgroup: p.stopasgroup,
+                        killasgroup: p.killasgroup,
+                    };
+                    Ok((child, ends))
+                });
         match result {
             Ok((c, ends)) => {
                 let pid = c.pid.as_raw();
