@@ -67,7 +67,7 @@ proptest! {
 
     #[test]
     fn config_text_never_panics(text in "(programs:|server:|socket:|  |    |[a-z_]{1,12}:|[ -~]{0,20}|\\n|- |%\\(|\\)s){0,40}") {
-        let ctx = Context { is_root: false, current_user: None, check_users: false };
+        let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
         let _ = load_str(std::path::Path::new("/fuzz/t.yaml"), &text, &ctx);
     }
 }

@@ -127,7 +127,7 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        let ctx = Context { is_root: false, current_user: None, check_users: false };
+        let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
         let text = "programs:\n  web:\n    command: /bin/true\n    numprocs: 2\n    numprocs_start: 5\n    stopasgroup: true\n  db:\n    command: /bin/true\n";
         load_str(Path::new("/t.yaml"), text, &ctx).unwrap()
     }

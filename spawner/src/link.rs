@@ -272,7 +272,11 @@ impl Spawner {
     fn reread(&mut self, token: u64) {
         match config::load(&self.config.file, &config::Context::current()) {
             Err(e) => {
-                say(&format!("config re-read failed; nothing changed:\n{e}"));
+                // One located line each: never a quote of the file (the main log is readable by
+                // viewers, and an include may not be a config at all).
+                for line in &e.errors {
+                    say(&format!("config re-read failed, nothing changed: {line}"));
+                }
                 self.send(&Event::ConfigRejected { token, error: e.to_string() }, &[]);
             }
             Ok(new) => {

@@ -14,7 +14,7 @@ use spawner::link::{signal_fd, Spawner};
 use std::os::fd::AsFd;
 
 fn config() -> common::config::Config {
-    let ctx = Context { is_root: false, current_user: None, check_users: false };
+    let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
     let text = "server:\n  logfile: /dev/null\nprograms:\n  web:\n    command: /bin/true\n    numprocs: 2\n    stdout_logfile: NONE\n    stderr_logfile: NONE\n  long:\n    command: /bin/sleep 100\n    stdout_logfile: NONE\n    stderr_logfile: NONE\n";
     load_str(std::path::Path::new("/tmp/hostile/t.yaml"), text, &ctx).expect("config")
 }

@@ -20,6 +20,11 @@ pub struct Context {
     pub current_user: Option<String>,
     /// Whether `user` names must exist in the user database.
     pub check_users: bool,
+    /// When set (taskmasterd runs as root), the config file and every included file must be
+    /// owned by root or by this uid (the one that started taskmasterd) and be writable by their
+    /// owner only (DESIGN §1 rule 5, as sshd's StrictModes on the files themselves); `None`
+    /// checks no owner or mode.
+    pub trusted_uid: Option<u32>,
 }
 
 impl Context {
@@ -27,7 +32,8 @@ impl Context {
     pub fn current() -> Self {
         let uid = nix::unistd::geteuid();
         let current_user = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name);
-        Context { is_root: uid.is_root(), current_user, check_users: true }
+        let trusted_uid = uid.is_root().then_some(uid.as_raw());
+        Context { is_root: uid.is_root(), current_user, check_users: true, trusted_uid }
     }
 }
 

@@ -536,7 +536,7 @@ mod tests {
         let mut server = crate::config::load::load_str(
             std::path::Path::new("/x/t.yaml"),
             &format!("programs:\n  a:\n    command: '{}'\n", "y".repeat(40_000)),
-            &crate::config::Context { is_root: false, current_user: None, check_users: false },
+            &crate::config::Context { is_root: false, current_user: None, check_users: false, trusted_uid: None },
         )
         .unwrap();
         let prog = server.programs.remove(0);
