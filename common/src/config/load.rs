@@ -711,4 +711,15 @@ mod tests {
         let e = load(dir.path(), &ctx()).unwrap_err().to_string();
         assert!(e.ends_with("cannot read config: not a regular file"), "{e}");
     }
+
+    #[test]
+    fn a_program_too_large_for_the_link_is_located() {
+        let text = format!("programs:\n  small:\n    command: x\n  big:\n    command: x {}\n", "y".repeat(1_100_000));
+        let e = check(&text).unwrap_err();
+        assert!(e.starts_with("/etc/t.yaml:4:3: programs.big is too large to send to the supervisor ("), "{e}");
+        assert!(e.ends_with(" bytes encoded, limit 1048576)") && e.lines().count() == 1, "{e}");
+        // The environment stays with the spawner, so it does not count.
+        let env = format!("programs:\n  a:\n    command: x\n    environment:\n      BIG: {}\n", "y".repeat(1_100_000));
+        assert!(check(&env).is_ok());
+    }
 }

@@ -6,6 +6,7 @@ use super::load::{locate, ConfigError, Located};
 use super::model::*;
 use super::raw::*;
 use crate::names::check_program_name;
+use crate::proto::spawn::{ConfigItem, MAX_ITEM};
 use crate::units;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
@@ -85,6 +86,11 @@ fn absolute(here: &Path, p: &str) -> PathBuf {
 
 fn env_list(map: Option<BTreeMap<String, Scalar>>) -> Vec<(String, String)> {
     map.unwrap_or_default().into_iter().map(|(k, Scalar(v))| (k, v)).collect()
+}
+
+/// The end of the error for a config item of `len` bytes encoded, over the link's bound.
+fn too_large(len: usize) -> String {
+    format!("too large to send to the supervisor ({len} bytes encoded, limit {MAX_ITEM})")
 }
 
 fn user_exists(name: &str) -> bool {
@@ -189,6 +195,10 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
 
     let socket = socket_config(raw.socket, &here, &mut c);
     let ctl = ctl_config(raw.ctl, &here);
+    let len = ConfigItem::server(&server, &socket, false).encode().len();
+    if len > MAX_ITEM {
+        c.error(&["socket"], format!("the server and socket sections are {}", too_large(len)));
+    }
 
     let mut programs: Vec<Program> = Vec::new();
     let mut origin: Vec<(String, std::path::PathBuf, usize, usize)> = Vec::new();
@@ -205,7 +215,14 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
                 continue;
             }
             origin.push((name.clone(), c.file.to_path_buf(), line, col));
-            programs.push(program(&name, rp, here, ctx, c));
+            let p = program(&name, rp, here, ctx, c);
+            // The spawner sends each program to the supervisor as one bounded item: one that
+            // does not fit would be refused there, so it is refused here, where `-t` sees it.
+            let len = ConfigItem::program(&p).encode().len();
+            if len > MAX_ITEM {
+                c.error(&["programs", &name], format!("programs.{name} is {}", too_large(len)));
+            }
+            programs.push(p);
         }
     };
     add_programs(&mut c, &here, raw.programs);
