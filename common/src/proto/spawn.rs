@@ -257,10 +257,12 @@ pub enum ConfigItem {
 }
 
 impl ConfigItem {
-    /// The server item the supervisor is sent: `server:`, `socket:`, and whether the daemon logs
-    /// to stderr.
+    /// The server item the supervisor is sent: `server:` without its environment (it reaches
+    /// children through the spawner only, so the supervisor never holds its secrets), `socket:`,
+    /// and whether the daemon logs to stderr.
     pub fn server(server: &Server, socket: &SocketConfig, log_to_stderr: bool) -> Self {
-        ConfigItem::Server { server: Box::new(server.clone()), socket: socket.clone(), log_to_stderr }
+        let server = Server { environment: Vec::new(), ..server.clone() };
+        ConfigItem::Server { server: Box::new(server), socket: socket.clone(), log_to_stderr }
     }
 
     /// The item the supervisor is sent for `program`: the program without its environment.
@@ -657,5 +659,20 @@ mod tests {
         assert!(asm.push(true, b"{\"Plan\"").is_ok());
         assert!(asm.finish().is_err(), "ConfigEnd inside an item");
         assert_eq!(feed(&mut asm, &small_item()).unwrap(), [small_item()]);
+    }
+
+    #[test]
+    fn the_supervisor_is_sent_no_environment() {
+        let c = crate::config::load::load_str(
+            std::path::Path::new("/x/t.yaml"),
+            "server:\n  environment: {SERVER_SECRET: s1}\n\
+             programs:\n  a:\n    command: x\n    environment: {PROGRAM_SECRET: s2}\n",
+            &crate::config::Context { is_root: false, current_user: None, check_users: false, trusted_uid: None },
+        )
+        .unwrap();
+        let server = String::from_utf8(ConfigItem::server(&c.server, &c.socket, false).encode()).unwrap();
+        let program = String::from_utf8(ConfigItem::program(&c.programs[0]).encode()).unwrap();
+        assert!(!server.contains("SERVER_SECRET") && !server.contains("s1"), "{server}");
+        assert!(!program.contains("PROGRAM_SECRET") && !program.contains("s2"), "{program}");
     }
 }

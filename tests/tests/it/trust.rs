@@ -1,13 +1,13 @@
 //! What taskmasterd trusts in its config (DESIGN §1 rule 5, issue 12 finding 10): as root, a
 //! config or include file that another user owns or may write is refused; an error quotes nothing
-//! of a file that is not a config.
+//! of a file that is not a config; the supervisor never holds `server.environment`.
 
 use crate::SOON;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use tests::{bin, require_root, Daemon, Scratch};
+use tests::{bin, children_of, require_root, wait_until, Daemon, Scratch};
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -169,4 +169,67 @@ fn a_secret_file_caught_by_an_include_is_never_quoted() {
         assert!(check_err.contains(&format!("{prefix}{line}:")), "line {line} not located: {check_err}");
     }
     assert_eq!(d.status().len(), 1);
+}
+
+/// Whether `needle` is anywhere in the readable memory of `pid` (as root); panics if nothing
+/// could be read, so that a test never passes by reading nothing.
+fn memory_contains(pid: i32, needle: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut read = 0;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { continue };
+        let path = fields.nth(3).unwrap_or("");
+        if !perms.starts_with('r') || path.starts_with('/') || path == "[vvar]" || path == "[vsyscall]" {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let (start, end) = (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap());
+        let mut buf = vec![0; (end - start) as usize];
+        let Ok(n) = mem.read_at(&mut buf, start) else { continue };
+        read += n;
+        if buf[..n].windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    assert!(read > 0, "could not read the memory of {pid}");
+    false
+}
+
+#[test]
+fn server_environment_never_reaches_the_supervisor() {
+    require_root!();
+    let s = Scratch::new();
+    let out = s.path("child.out");
+    let yaml = format!(
+        // Written to a file of its own: its output would pass through the supervisor.
+        "programs:\n  show:\n    command: /bin/sh -c 'echo $TM_SERVER_SECRET > {}; exec sleep 1000'\n    startsecs: 0\n    stdout_logfile: NONE\n",
+        out.display()
+    );
+    let d = Daemon::start_full(s, "  environment:\n    TM_SERVER_SECRET: tm-server-secret-1\n", &yaml);
+    wait_until("the program to print its environment", SOON, || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("tm-server-secret-1"))
+    });
+    let mut supervisor = None;
+    wait_until("the supervisor process", SOON, || {
+        supervisor = children_of(d.pid()).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
+        });
+        supervisor.is_some()
+    });
+    let supervisor = supervisor.unwrap();
+    let environ = std::fs::read(format!("/proc/{supervisor}/environ")).unwrap();
+    assert!(!environ.windows(16).any(|w| w == b"TM_SERVER_SECRET"), "in the supervisor's environ");
+    assert!(!memory_contains(supervisor, b"tm-server-secret-1"), "in the supervisor's memory");
+    // A re-read sends the server section again: still without its environment.
+    let text = std::fs::read_to_string(&d.config).unwrap().replace("tm-server-secret-1", "tm-server-secret-2");
+    std::fs::write(&d.config, text).unwrap();
+    let run = d.ctl(&["update"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    wait_until("the restarted program to print the new environment", SOON, || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.contains("tm-server-secret-2"))
+    });
+    assert!(!memory_contains(supervisor, b"tm-server-secret-2"), "in the supervisor's memory after a re-read");
 }
