@@ -6,7 +6,9 @@
 use common::config::{load::load_str, Context};
 use common::proto::attach::take_frame;
 use common::proto::control::Request as ControlRequest;
-use common::proto::spawn::{decode, encode, Event, Request, SignalPurpose, HEADER, MAX_MSG};
+use common::proto::spawn::{
+    config_events, decode, encode, ConfigAssembler, ConfigItem, Event, Request, SignalPurpose, HEADER, MAX_MSG,
+};
 use proptest::prelude::*;
 
 fn request() -> impl Strategy<Value = Request> {
@@ -23,6 +25,10 @@ fn request() -> impl Strategy<Value = Request> {
         (any::<u64>(), proptest::collection::vec("[a-z]{1,8}", 0..4))
             .prop_map(|(generation, programs)| Request::Commit { generation, programs }),
     ]
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..max)
 }
 
 proptest! {
@@ -55,6 +61,23 @@ proptest! {
     }
 
     #[test]
+    fn config_chunks_leave_no_state_behind(chunks in proptest::collection::vec((any::<bool>(), bytes(64)), 0..16)) {
+        // Whatever a generation's chunks were, the next generation decodes exactly.
+        let mut asm = ConfigAssembler::default();
+        for (more, data) in &chunks {
+            let _ = asm.push(*more, data);
+        }
+        let _ = asm.finish();
+        let item = ConfigItem::Plan(common::config::ReloadPlan { added: vec!["web".into()], ..Default::default() });
+        for e in config_events(std::slice::from_ref(&item), 2, None) {
+            if let Event::ConfigChunk { more, data } = e {
+                prop_assert!(asm.push(more, &data).is_ok());
+            }
+        }
+        prop_assert_eq!(asm.finish().unwrap(), vec![item]);
+    }
+
+    #[test]
     fn attach_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let mut buf = bytes;
         while let Ok(Some(_)) = take_frame(&mut buf) {}
@@ -67,7 +90,7 @@ proptest! {
 
     #[test]
     fn config_text_never_panics(text in "(programs:|server:|socket:|  |    |[a-z_]{1,12}:|[ -~]{0,20}|\\n|- |%\\(|\\)s){0,40}") {
-        let ctx = Context { is_root: false, current_user: None, check_users: false };
+        let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
         let _ = load_str(std::path::Path::new("/fuzz/t.yaml"), &text, &ctx);
     }
 }

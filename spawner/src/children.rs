@@ -64,6 +64,21 @@ impl Children {
         self.by_id.is_empty()
     }
 
+    /// The live (or zombie, unreaped) child running this instance of `program`, if any: its
+    /// spawn id and pid. A child leaves the table only when reaped, just before its `Exited`
+    /// event is sent, so a restart after that event finds none.
+    pub fn live_instance(&self, program: &str, instance: u32) -> Option<(u64, Pid)> {
+        self.by_id.iter().find(|(_, c)| c.program == program && c.instance == instance).map(|(id, c)| (*id, c.pid))
+    }
+
+    /// Forgets the child with this pid, once reaped; returns its spawn id, `None` for a pid the
+    /// table does not hold (the supervisor process).
+    pub(crate) fn remove_pid(&mut self, pid: Pid) -> Option<u64> {
+        let id = self.by_pid.remove(&pid)?;
+        self.by_id.remove(&id);
+        Some(id)
+    }
+
     /// Every live child's pid.
     pub fn pids(&self) -> Vec<Pid> {
         self.by_id.values().map(|c| c.pid).collect()
@@ -80,11 +95,8 @@ impl Children {
                 Ok(WaitStatus::StillAlive) | Err(_) => return out,
                 Ok(_) => continue, // stopped/continued: not an exit
             };
-            match self.by_pid.remove(&pid) {
-                Some(id) => {
-                    self.by_id.remove(&id);
-                    out.exited.push((id, status));
-                }
+            match self.remove_pid(pid) {
+                Some(id) => out.exited.push((id, status)),
                 None => out.others.push((pid, status)),
             }
         }

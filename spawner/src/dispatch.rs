@@ -36,6 +36,17 @@ pub enum Refusal {
     /// The spawn id names no live child of the spawner.
     #[error("refused: no live child with spawn id {0}")]
     UnknownChild(u64),
+    /// The instance already has a live (or unreaped) child: a second one would run the same
+    /// program twice, as root if its `user` is root (DESIGN §1 rule 6).
+    #[error("refused: '{program}' instance {instance} already has a live child (pid {pid})")]
+    AlreadyRunning {
+        /// Program.
+        program: String,
+        /// Instance asked for.
+        instance: u32,
+        /// The live child's pid.
+        pid: i32,
+    },
     /// Not a signal number.
     #[error("refused: invalid signal number {0}")]
     BadSignal(i32),
@@ -44,9 +55,11 @@ pub enum Refusal {
 /// Checks a spawn request; returns the program to run, from the spawner's config.
 ///
 /// # Errors
-/// [`Refusal::UnknownProgram`], [`Refusal::InstanceOutOfRange`], [`Refusal::StaleGeneration`].
+/// [`Refusal::UnknownProgram`], [`Refusal::InstanceOutOfRange`], [`Refusal::StaleGeneration`],
+/// [`Refusal::AlreadyRunning`] when `children` holds a child of that instance not reaped yet.
 pub fn check_spawn<'c>(
     config: &'c Config,
+    children: &Children,
     generation: u64,
     program: &str,
     instance: u32,
@@ -68,6 +81,9 @@ pub fn check_spawn<'c>(
             start: range.start,
             end: range.end,
         });
+    }
+    if let Some((_, pid)) = children.live_instance(program, instance) {
+        return Err(Refusal::AlreadyRunning { program: program.to_owned(), instance, pid: pid.as_raw() });
     }
     Ok(p)
 }
@@ -111,41 +127,65 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        let ctx = Context { is_root: false, current_user: None, check_users: false };
+        let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
         let text = "programs:\n  web:\n    command: /bin/true\n    numprocs: 2\n    numprocs_start: 5\n    stopasgroup: true\n  db:\n    command: /bin/true\n";
         load_str(Path::new("/t.yaml"), text, &ctx).unwrap()
     }
 
     #[test]
     fn spawner_refuses_an_unknown_program() {
-        assert_eq!(check_spawn(&config(), 1, "evil", 0, 1), Err(Refusal::UnknownProgram("evil".into())));
+        assert_eq!(
+            check_spawn(&config(), &Children::default(), 1, "evil", 0, 1),
+            Err(Refusal::UnknownProgram("evil".into()))
+        );
     }
 
     #[test]
     fn spawner_refuses_an_instance_out_of_range() {
-        let c = config();
-        assert!(check_spawn(&c, 1, "web", 5, 1).is_ok());
-        assert!(check_spawn(&c, 1, "web", 6, 1).is_ok());
+        let (c, none) = (config(), Children::default());
+        assert!(check_spawn(&c, &none, 1, "web", 5, 1).is_ok());
+        assert!(check_spawn(&c, &none, 1, "web", 6, 1).is_ok());
         for bad in [0, 4, 7, u32::MAX] {
-            assert!(matches!(check_spawn(&c, 1, "web", bad, 1), Err(Refusal::InstanceOutOfRange { .. })), "{bad}");
+            assert!(
+                matches!(check_spawn(&c, &none, 1, "web", bad, 1), Err(Refusal::InstanceOutOfRange { .. })),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn spawner_refuses_a_stale_generation() {
-        assert_eq!(check_spawn(&config(), 2, "db", 0, 1), Err(Refusal::StaleGeneration { got: 1, current: 2 }));
+        assert_eq!(
+            check_spawn(&config(), &Children::default(), 2, "db", 0, 1),
+            Err(Refusal::StaleGeneration { got: 1, current: 2 })
+        );
+    }
+
+    fn web_child(pid: i32, instance: u32) -> Child {
+        Child { pid: Pid::from_raw(pid), program: "web".into(), instance, stopasgroup: true, killasgroup: true }
+    }
+
+    #[test]
+    fn spawner_refuses_a_second_child_for_a_live_instance_until_it_is_reaped() {
+        let c = config();
+        let mut children = Children::default();
+        children.insert(web_child(4242, 5));
+        assert_eq!(
+            check_spawn(&c, &children, 1, "web", 5, 1),
+            Err(Refusal::AlreadyRunning { program: "web".into(), instance: 5, pid: 4242 })
+        );
+        // Another instance of the same program, and another program, are not affected.
+        assert!(check_spawn(&c, &children, 1, "web", 6, 1).is_ok());
+        assert!(check_spawn(&c, &children, 1, "db", 0, 1).is_ok());
+        // Reaped (its `Exited` event follows): the restart is allowed.
+        assert!(children.remove_pid(Pid::from_raw(4242)).is_some());
+        assert!(check_spawn(&c, &children, 1, "web", 5, 1).is_ok());
     }
 
     #[test]
     fn spawner_refuses_a_signal_to_a_pid_it_did_not_spawn() {
         let mut children = Children::default();
-        let id = children.insert(Child {
-            pid: Pid::from_raw(4242),
-            program: "web".into(),
-            instance: 5,
-            stopasgroup: true,
-            killasgroup: true,
-        });
+        let id = children.insert(web_child(4242, 5));
         assert_eq!(check_signal(&children, id + 1, 15, SignalPurpose::Stop), Err(Refusal::UnknownChild(id + 1)));
         assert_eq!(check_signal(&children, 0, 9, SignalPurpose::Kill), Err(Refusal::UnknownChild(0)));
         assert_eq!(check_signal(&children, id, 0, SignalPurpose::User), Err(Refusal::BadSignal(0)));

@@ -7,7 +7,9 @@ use crate::prepare::{self, ParentEnds};
 use crate::{child, dispatch};
 use common::config::model::Server;
 use common::config::{self, Config, ReloadPlan};
-use common::proto::spawn::{config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProtoError, Request, VERSION};
+use common::proto::spawn::{
+    config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProtoError, Request, MAX_ITEM, VERSION,
+};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -242,19 +244,12 @@ impl Spawner {
         }
     }
 
-    /// What the supervisor is told of `config`: the server and socket sections, every program
-    /// without its environment (it never needs it, so it never sees it), and the plan if any.
+    /// What the supervisor is told of `config`: the server and socket sections and every program,
+    /// without their environments (it never needs them, so it never sees them), and the plan if
+    /// any.
     fn config_items(&self, config: &Config, plan: Option<ReloadPlan>) -> Vec<ConfigItem> {
-        let mut items = vec![ConfigItem::Server {
-            server: Box::new(config.server.clone()),
-            socket: config.socket.clone(),
-            log_to_stderr: self.log_to_stderr,
-        }];
-        for p in &config.programs {
-            let mut p = p.clone();
-            p.environment.clear();
-            items.push(ConfigItem::Program(Box::new(p)));
-        }
+        let mut items = vec![ConfigItem::server(&config.server, &config.socket, self.log_to_stderr)];
+        items.extend(config.programs.iter().map(ConfigItem::program));
         items.extend(plan.map(ConfigItem::Plan));
         items
     }
@@ -262,16 +257,27 @@ impl Spawner {
     /// Re-reads the config file (DESIGN §4: only the spawner reads it) and sends the supervisor
     /// the new config and what changed, or the errors. Nothing runs differently until `Commit`.
     fn reread(&mut self, token: u64) {
-        match config::load(&self.config.file, &config::Context::current()) {
+        let loaded = config::load(&self.config.file, &config::Context::current()).and_then(|new| {
+            let items = self.config_items(&new, Some(config::diff(&self.config, &new)));
+            // Validation bounds every program; the plan, a list of names, could still exceed
+            // what the supervisor accepts on a huge config: refuse it rather than send it.
+            match items.iter().map(|i| i.encode().len()).max() {
+                Some(len) if len > MAX_ITEM => Err(changes_too_large(&new.file, len)),
+                _ => Ok((new, items)),
+            }
+        });
+        match loaded {
             Err(e) => {
-                say(&format!("config re-read failed; nothing changed:\n{e}"));
+                // One located line each: never a quote of the file (the main log is readable by
+                // viewers, and an include may not be a config at all).
+                for line in &e.errors {
+                    say(&format!("config re-read failed, nothing changed: {line}"));
+                }
                 self.send(&Event::ConfigRejected { token, error: e.to_string() }, &[]);
             }
-            Ok(new) => {
+            Ok((new, items)) => {
                 self.last_generation += 1;
                 let generation = self.last_generation;
-                let plan = config::diff(&self.config, &new);
-                let items = self.config_items(&new, Some(plan));
                 self.candidate = Some((generation, new));
                 for event in config_events(&items, generation, Some(token)) {
                     self.send(&event, &[]);
@@ -309,25 +315,26 @@ impl Spawner {
     }
 
     fn spawn(&mut self, token: u64, program: &str, instance: u32, generation: u64) {
-        let result = dispatch::check_spawn(&self.config, self.generation, program, instance, generation)
-            .map_err(|r| {
-                say(&r.to_string());
-                r.to_string()
-            })
-            .and_then(|p| {
-                let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
-                    .map_err(|e| e.to_string())?;
-                let dir = p.directory.as_ref().map(|d| d.display().to_string());
-                let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
-                let child = Child {
-                    pid,
-                    program: p.name.clone(),
-                    instance,
-                    stopasgroup: p.stopasgroup,
-                    killasgroup: p.killasgroup,
-                };
-                Ok((child, ends))
-            });
+        let result =
+            dispatch::check_spawn(&self.config, &self.children, self.generation, program, instance, generation)
+                .map_err(|r| {
+                    say(&r.to_string());
+                    r.to_string()
+                })
+                .and_then(|p| {
+                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
+                        .map_err(|e| e.to_string())?;
+                    let dir = p.directory.as_ref().map(|d| d.display().to_string());
+                    let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
+                    let child = Child {
+                        pid,
+                        program: p.name.clone(),
+                        instance,
+                        stopasgroup: p.stopasgroup,
+                        killasgroup: p.killasgroup,
+                    };
+                    Ok((child, ends))
+                });
         match result {
             Ok((c, ends)) => {
                 let pid = c.pid.as_raw();
@@ -371,6 +378,13 @@ impl Spawner {
             let _ = self.children.reap();
         }
     }
+}
+
+/// The error for a re-read whose list of changes is `len` bytes encoded, over [`MAX_ITEM`].
+fn changes_too_large(file: &std::path::Path, len: usize) -> config::ConfigError {
+    let message =
+        format!("the list of changes is too large to send to the supervisor ({len} bytes encoded, limit {MAX_ITEM})");
+    config::ConfigError::whole(file, message)
 }
 
 /// Empties the effective capability set; the permitted set keeps them for later.

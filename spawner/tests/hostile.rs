@@ -14,8 +14,8 @@ use spawner::link::{signal_fd, Spawner};
 use std::os::fd::AsFd;
 
 fn config() -> common::config::Config {
-    let ctx = Context { is_root: false, current_user: None, check_users: false };
-    let text = "server:\n  logfile: /dev/null\nprograms:\n  web:\n    command: /bin/true\n    numprocs: 2\n    stdout_logfile: NONE\n    stderr_logfile: NONE\n";
+    let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
+    let text = "server:\n  logfile: /dev/null\nprograms:\n  web:\n    command: /bin/true\n    numprocs: 2\n    stdout_logfile: NONE\n    stderr_logfile: NONE\n  long:\n    command: /bin/sleep 100\n    stdout_logfile: NONE\n    stderr_logfile: NONE\n";
     load_str(std::path::Path::new("/tmp/hostile/t.yaml"), text, &ctx).expect("config")
 }
 
@@ -99,6 +99,31 @@ fn main() {
         (code, killed),
     ));
     results.push(check("nothing was spawned", !events.iter().any(|e| matches!(e, Event::Spawned { .. })), &events));
+
+    // A tampered supervisor asks three times for the same instance: one child runs, the other
+    // two requests are refused (DESIGN §1 rule 6), never forked.
+    let spawn_long = |token| msg(&Request::Spawn { token, program: "long".into(), instance: 0, generation: 1 });
+    let (_, events, _) = run_against(&[
+        hello.clone(),
+        spawn_long(10),
+        spawn_long(11),
+        spawn_long(12),
+        msg(&Request::Commit { generation: 5, programs: vec![] }),
+    ]);
+    let spawned: Vec<i32> =
+        events.iter().filter_map(|e| if let Event::Spawned { pid, .. } = e { Some(*pid) } else { None }).collect();
+    let refused = |token: u64| {
+        events.iter().any(|e| {
+            matches!(e, Event::SpawnFailed { token: t, error }
+                if *t == token && error.contains("refused: 'long' instance 0 already has a live child"))
+        })
+    };
+    results.push(check(
+        "a second and a third spawn of a live instance are refused",
+        refused(11) && refused(12),
+        &events,
+    ));
+    results.push(check("exactly one child was forked for the instance", spawned.len() == 1, &events));
 
     // Each of these ends the link at once, before anything is done.
     let mut wrong_version = hello.clone();

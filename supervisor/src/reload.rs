@@ -67,6 +67,8 @@ impl Supervisor {
         self.reloads.next_token += 1;
         let token = self.reloads.next_token;
         self.reloads.in_flight = Some((token, req));
+        // Each re-read is received from a clean decoder, whatever an earlier one left.
+        self.reloads.assembler = ConfigAssembler::default();
         self.send(&Request::Reread { token });
     }
 
@@ -105,12 +107,21 @@ impl Supervisor {
 
     /// The re-read config is complete: act on it as the request asked.
     pub(crate) fn on_config_end(&mut self, generation: u64, token: Option<u64>) {
-        let items = std::mem::take(&mut self.reloads.assembler.items);
+        let items = self.reloads.assembler.finish();
         let Some(token) = token else {
             self.log.error("spawner sent an unrequested config; ignored");
             return;
         };
         let Some(req) = self.take_in_flight(token) else { return };
+        let items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                let error = format!("the re-read config did not decode, nothing changed: {e}");
+                self.log.error(&error);
+                self.answer(&req, Reply::err(0, kind::CONFIG_ERROR, error));
+                return self.next_reload();
+            }
+        };
         let mut programs: BTreeMap<String, Program> = BTreeMap::new();
         let mut plan = ReloadPlan::default();
         for item in items {

@@ -326,7 +326,7 @@ mod tests {
     use ProcessState::*;
 
     fn program(extra: &str) -> Program {
-        let ctx = Context { is_root: false, current_user: None, check_users: false };
+        let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
         let text = format!("programs:\n  web:\n    command: /bin/true\n{extra}");
         load_str(std::path::Path::new("/t.yaml"), &text, &ctx).unwrap().programs.remove(0)
     }

@@ -204,7 +204,7 @@ mod tests {
     use crate::config::{load::load_str, Context};
 
     fn cfg(programs: &str) -> Config {
-        let ctx = Context { is_root: false, current_user: None, check_users: false };
+        let ctx = Context { is_root: false, current_user: None, check_users: false, trusted_uid: None };
         load_str(std::path::Path::new("/t.yaml"), &format!("programs:\n{programs}"), &ctx).unwrap()
     }
 

@@ -20,10 +20,40 @@ pub struct Located {
     pub message: String,
 }
 
+/// Longest message a [`Located`] prints, in characters: a value quoted from a config (a command
+/// of a megabyte) must not turn one error into a megabyte of log.
+const MAX_MESSAGE_CHARS: usize = 400;
+
 impl fmt::Display for Located {
+    /// `file:line:col: message`, or `file: message` for a problem with the file as a whole (line
+    /// 0). Always one line: control characters (in a file name or a quoted value) are escaped, so
+    /// an error can neither split a log line nor send a terminal escape sequence.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        let file = one_line(&self.file.display().to_string(), usize::MAX);
+        let message = one_line(&self.message, MAX_MESSAGE_CHARS);
+        if self.line == 0 {
+            write!(f, "{file}: {message}")
+        } else {
+            write!(f, "{file}:{}:{}: {message}", self.line, self.column)
+        }
     }
+}
+
+/// `s` with its control characters escaped (`\n`, `\u{1b}`), cut to `max` characters.
+fn one_line(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Every problem found in a config, one line each.
@@ -51,6 +81,11 @@ impl ConfigError {
     fn single(file: &Path, line: usize, column: usize, message: String) -> Self {
         ConfigError { errors: vec![Located { file: file.to_path_buf(), line, column, message }] }
     }
+
+    /// One problem with `file` as a whole (printed `file: message`, with no line).
+    pub fn whole(file: &Path, message: String) -> Self {
+        Self::single(file, 0, 0, message)
+    }
 }
 
 fn absolute_path(path: &Path) -> PathBuf {
@@ -61,11 +96,54 @@ fn absolute_path(path: &Path) -> PathBuf {
     }
 }
 
-fn read(path: &Path) -> Result<(PathBuf, String), ConfigError> {
+/// Largest config or include file read, in bytes (16 MiB).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a config or include file. A symlink is followed (a managed config is often one), but
+/// what is checked is the file actually opened (its `fstat`): a regular file, at most
+/// [`MAX_FILE_BYTES`], and with `trusted_uid` set (taskmasterd as root, DESIGN §1 rule 5) owned
+/// by root or that uid and writable by its owner only. It is opened non-blocking, so a FIFO
+/// planted where a file was expected is refused instead of hanging the daemon.
+fn read(path: &Path, trusted_uid: Option<u32>) -> Result<(PathBuf, String), ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let file = absolute_path(path);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => Ok((file, text)),
-        Err(e) => Err(ConfigError::single(&file, 0, 0, format!("cannot read config: {e}"))),
+    let fail = |message: String| ConfigError::whole(&file, message);
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(&file);
+    let f = opened.map_err(|e| fail(format!("cannot read config: {e}")))?;
+    let meta = f.metadata().map_err(|e| fail(format!("cannot read config: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(fail("cannot read config: not a regular file".into()));
+    }
+    if let Some(trusted) = trusted_uid {
+        let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
+        if owner != 0 && owner != trusted {
+            let name = nix::unistd::User::from_uid(owner.into())
+                .ok()
+                .flatten()
+                .map(|u| format!(" ({})", u.name))
+                .unwrap_or_default();
+            let who = if trusted == 0 { "root".to_owned() } else { format!("root or uid {trusted}") };
+            return Err(fail(format!(
+                "refusing a config file owned by uid {owner}{name}, not by {who}; run chown root on it"
+            )));
+        }
+        if mode & 0o022 != 0 {
+            return Err(fail(format!(
+                "refusing a config file writable by group or others (mode {mode:04o}); run chmod go-w on it"
+            )));
+        }
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(fail(format!("cannot read config: larger than {} MiB", MAX_FILE_BYTES >> 20)));
+    }
+    let mut text = String::new();
+    match f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text) {
+        Ok(n) if n as u64 > MAX_FILE_BYTES => {
+            Err(fail(format!("cannot read config: larger than {} MiB", MAX_FILE_BYTES >> 20)))
+        }
+        Ok(_) => Ok((file, text)),
+        Err(e) => Err(fail(format!("cannot read config: {e}"))),
     }
 }
 
@@ -75,7 +153,7 @@ fn read(path: &Path) -> Result<(PathBuf, String), ConfigError> {
 /// The file cannot be read, is not YAML of the right shape, or fails validation; every error
 /// names file:line:col.
 pub fn load(path: &Path, ctx: &Context) -> Result<Config, ConfigError> {
-    let (file, text) = read(path)?;
+    let (file, text) = read(path, ctx.trusted_uid)?;
     load_str(&file, &text, ctx)
 }
 
@@ -106,7 +184,7 @@ pub fn load_str(file: &Path, text: &str, ctx: &Context) -> Result<Config, Config
         let mut matched: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p != file).collect();
         matched.sort();
         for path in matched {
-            match read(&path) {
+            match read(&path, ctx.trusted_uid) {
                 Ok((f, t)) => {
                     let (raw, errs) = parse_all(&f, &t);
                     errors.extend(errs);
@@ -129,6 +207,10 @@ pub fn load_str(file: &Path, text: &str, ctx: &Context) -> Result<Config, Config
         }
     }
 }
+
+/// Most syntax errors reported for one file: a file that is not a config at all (an include glob
+/// that catches a data file) gives one line of errors, not one per line of its content.
+const MAX_PARSE_ERRORS: usize = 20;
 
 /// Parses a whole file. When that fails, parses each top-level section and each program on its
 /// own, so that one run reports every error it can find (`taskmasterd -t`), each at its line;
@@ -166,6 +248,16 @@ fn parse_all(file: &Path, text: &str) -> (RawFile, Vec<Located>) {
     }
     if errors.is_empty() {
         return (RawFile::default(), first.errors);
+    }
+    if errors.len() > MAX_PARSE_ERRORS {
+        let more = errors.len() - MAX_PARSE_ERRORS;
+        errors.truncate(MAX_PARSE_ERRORS);
+        errors.push(Located {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("{more} more syntax errors not shown: is this a taskmaster config file?"),
+        });
     }
     (partial, errors)
 }
@@ -218,7 +310,7 @@ fn child_blocks(lines: &[&str], from: usize, to: usize) -> Vec<(usize, usize)> {
 /// # Errors
 /// The file cannot be read or is not YAML.
 pub fn load_ctl(path: &Path) -> Result<(SocketConfig, CtlConfig), ConfigError> {
-    let (file, text) = read(path)?;
+    let (file, text) = read(path, None)?;
     let view: RawCtlView = if text.trim().is_empty() {
         RawCtlView::default()
     } else {
@@ -230,36 +322,151 @@ pub fn load_ctl(path: &Path) -> Result<(SocketConfig, CtlConfig), ConfigError> {
 
 /// Turns serde_yaml's error into ours: location first, serde's backquotes as quotes, and for an
 /// unknown key the closest known one.
+///
+/// It quotes nothing of the file but plain names (a key in a config section, a variant): the
+/// file may not be a config at all (`-c /etc/shadow`, an include glob matching a secrets file),
+/// and errors reach the main log, which viewers read. A wrong value is described by its kind
+/// ("a string"), never quoted; its place is in the location.
 fn yaml_error(file: &Path, e: &serde_yaml_ng::Error) -> ConfigError {
     let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let mut msg = e.to_string();
     if let Some(i) = msg.rfind(" at line ") {
         msg.truncate(i);
     }
-    let (path, body) = match msg.split_once(": ") {
-        Some((p, b)) if !p.contains(' ') => (Some(p.to_owned()), b.to_owned()),
-        _ => (None, msg.clone()),
+    // serde_yaml_ng says `path: message`; a path is the file's keys, so it may hold anything.
+    const MESSAGES: [&str; 8] = [
+        "unknown field `",
+        "invalid type: ",
+        "invalid value: ",
+        "missing field `",
+        "duplicate field `",
+        "unknown variant `",
+        "invalid length ",
+        "duplicate entry ",
+    ];
+    let split = MESSAGES.iter().filter_map(|m| msg.find(&format!(": {m}"))).min();
+    let (path, body) = match split {
+        Some(i) => (Some(msg[..i].to_owned()), msg[i + 2..].to_owned()),
+        None => match msg.split_once(": ") {
+            Some((p, b)) if !p.contains(' ') => (Some(p.to_owned()), b.to_owned()),
+            _ => (None, msg.clone()),
+        },
     };
+    // Keys of the path that are not plain names are not quoted either.
+    let path = path.map(|p| {
+        p.split('.')
+            .map(|k| {
+                if plain(k.trim_end_matches(|c: char| c.is_ascii_digit() || c == '[' || c == ']')) {
+                    k
+                } else {
+                    "…"
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    });
     let body = match body.strip_prefix("unknown field `") {
         Some(rest) => {
             let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
             let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let hint = candidates
+            let best = candidates
                 .iter()
                 .map(|c| (strsim::jaro_winkler(key, c), *c))
                 .filter(|(score, _)| *score > 0.8)
                 .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, c)| format!(" (did you mean '{c}'?)"))
-                .unwrap_or_default();
-            let place = path.as_deref().map(|p| format!(" in {p}")).unwrap_or_default();
-            format!("unknown key '{key}'{place}{hint}")
+                .map(|(_, c)| c);
+            let hint = best.map(|c| format!(" (did you mean '{c}'?)")).unwrap_or_default();
+            match &path {
+                Some(p) if plain(key) => format!("unknown key '{key}' in {p}{hint}"),
+                Some(p) => format!("unknown key in {p}{hint}"),
+                // At the top level of what may not be a config file, a key is quoted only when
+                // it is a near miss of a known section.
+                None if plain(key) && best.is_some() => format!("unknown key '{key}'{hint}"),
+                None if candidates.is_empty() => "unknown top-level key".to_owned(),
+                None => format!("unknown top-level key (expected one of {})", candidates.join(", ")),
+            }
         }
-        None => match path {
-            Some(p) => format!("{p}: {}", body.replace('`', "'")),
-            None => body.replace('`', "'"),
-        },
+        None => {
+            let body = describe_values(&body);
+            match path {
+                Some(p) => format!("{p}: {body}"),
+                None => body,
+            }
+        }
     };
     ConfigError::single(file, line, column, body)
+}
+
+/// Whether a word of the file may be quoted in an error: a short plain name.
+fn plain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// serde's message with the values it quotes from the file replaced by their kind (`invalid
+/// type: string "…"` becomes `invalid type: a string`), every other quoted word kept only when
+/// [`plain`], backquotes as quotes, and our internal type names (`struct RawFile`) as what they
+/// are (`a mapping`).
+fn describe_values(body: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = body.strip_prefix(prefix) {
+            let (found, expected) = match rest.rfind(", expected ") {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let kind = [
+                ("string", "a string"),
+                ("integer", "an integer"),
+                ("floating point", "a number"),
+                ("boolean", "a boolean"),
+                ("character", "a character"),
+                ("sequence", "a sequence"),
+                ("map", "a mapping"),
+                ("unit", "null"),
+            ]
+            .iter()
+            .find(|(word, _)| found.starts_with(word))
+            .map_or("a value", |(_, kind)| kind);
+            return format!("{prefix}{kind}{}", scrub_quotes(expected));
+        }
+    }
+    scrub_quotes(body)
+}
+
+/// Quoted words (`` `x` `` or `"x"`) kept, as 'x', when [`plain`], else replaced by `'…'`; our
+/// `struct RawX` type names said as `a mapping`.
+fn scrub_quotes(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '`' && c != '"' {
+            out.push(c);
+            continue;
+        }
+        let mut word = String::new();
+        let mut escaped = false;
+        for w in chars.by_ref() {
+            if escaped {
+                escaped = false;
+            } else if w == '\\' {
+                escaped = true;
+                continue;
+            } else if w == c {
+                break;
+            }
+            word.push(w);
+        }
+        if plain(&word) {
+            out.push_str(&format!("'{word}'"));
+        } else {
+            out.push_str("'…'");
+        }
+    }
+    while let Some(i) = out.find("struct Raw") {
+        let name = i + "struct ".len();
+        let end = out[name..].find(|c: char| !c.is_ascii_alphanumeric()).map_or(out.len(), |j| name + j);
+        out.replace_range(i..end, "a mapping");
+    }
+    out
 }
 
 /// Finds the line and column of a key path (`["programs", "web", "user"]`) in block-style YAML,
@@ -298,7 +505,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> Context {
-        Context { is_root: true, current_user: Some("root".into()), check_users: false }
+        Context { is_root: true, current_user: Some("root".into()), check_users: false, trusted_uid: None }
     }
 
     fn check(text: &str) -> Result<Config, String> {
@@ -412,8 +619,107 @@ mod tests {
 
     #[test]
     fn non_root_cannot_name_another_user() {
-        let ctx = Context { is_root: false, current_user: Some("alice".into()), check_users: false };
+        let ctx = Context { is_root: false, current_user: Some("alice".into()), check_users: false, trusted_uid: None };
         let e = load_str(Path::new("/t.yaml"), "programs:\n  w:\n    command: x\n    user: bob\n", &ctx).unwrap_err();
         assert!(e.to_string().contains("programs.w.user: 'bob' needs taskmasterd to start as root"), "{e}");
+    }
+
+    #[test]
+    fn errors_quote_nothing_of_a_file_that_is_not_a_config() {
+        for text in [
+            "root:$6$SECRETsalt$SECREThash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+            "SECRET_TOKEN=hunter2SECRET\nOTHER=SECRETvalue\n",
+            "SECRETKEY: SECRETvalue\n",
+            "- SECRETitem\n",
+            "\"SECRET quoted\"\n",
+            "programs:\n  \"SECRET: name\":\n    command: x\n    bogus: 1\n",
+            "programs: SECRETstring\n",
+            "programs:\n  a:\n    command: x\n    numprocs: SECRETnum\n",
+            "programs:\n  a:\n    command: x\n    autorestart: [SECRETseq]\n",
+            "\u{1}\u{2}SECRETbinary\u{7f}",
+            "key: [SECRETunclosed\n",
+            "@SECRETat\n",
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(!e.contains("SECRET"), "{text:?} gave {e}");
+            assert!(e.lines().all(|l| l.starts_with("/etc/t.yaml:") && !l.starts_with("/etc/t.yaml:0:")), "{e}");
+        }
+        // A near miss of a section is still named, with its hint.
+        let e = check("program:\n  a:\n    command: x\n").unwrap_err();
+        assert_eq!(e, "/etc/t.yaml:1:1: unknown key 'program' (did you mean 'programs'?)");
+    }
+
+    #[test]
+    fn an_error_is_one_short_line_whatever_it_quotes() {
+        let e = check("programs:\n  a:\n    command: \"x\\n\\u001b]52;c;SECRET\\u0007 'unbalanced\"\n").unwrap_err();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(!e.contains('\u{1b}') && !e.contains('\u{7}') && e.contains("\\u{1b}"), "{e}");
+        let e = check(&format!("programs:\n  a:\n    command: \"'{}\"\n", "y".repeat(100_000))).unwrap_err();
+        assert!(e.len() < 600 && e.ends_with('…'), "{e}");
+    }
+
+    #[test]
+    fn config_files_are_checked_on_the_file_opened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let strict = Context { trusted_uid: Some(me), ..ctx() };
+        let target = dir.path().join("managed.yaml");
+        std::fs::write(&target, "programs:\n  a:\n    command: x\n").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A symlink is followed: the file it leads to is what is checked.
+        let link = dir.path().join("taskmaster.yaml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(load(&link, &strict).is_ok());
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let e = load(&link, &strict).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: refusing a config file writable by group or others (mode 0664); run chmod go-w on it",
+                link.display()
+            )
+        );
+        assert!(load(&link, &ctx()).is_ok(), "not checked when not root");
+        // An include is checked alike, and refusing it refuses the config.
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let main = dir.path().join("main.yaml");
+        std::fs::write(&main, "include: [managed.yaml]\n").unwrap();
+        assert_eq!(load(&main, &strict).unwrap().programs.len(), 1);
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o606)).unwrap();
+        let e = load(&main, &strict).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: refusing", target.display())) && e.contains("(mode 0606)"), "{e}");
+        // Another owner: as root, chown the file away; as a user, trust another uid.
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let strict = if me == 0 {
+            std::os::unix::fs::chown(&target, Some(65534), None).unwrap();
+            strict
+        } else {
+            Context { trusted_uid: Some(me + 1), ..ctx() }
+        };
+        let e = load(&link, &strict).unwrap_err().to_string();
+        assert!(e.contains("refusing a config file owned by uid ") && e.ends_with("run chown root on it"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = load(&fifo, &ctx()).unwrap_err().to_string();
+        assert!(e.ends_with("cannot read config: not a regular file"), "{e}");
+        let e = load(dir.path(), &ctx()).unwrap_err().to_string();
+        assert!(e.ends_with("cannot read config: not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_program_too_large_for_the_link_is_located() {
+        let text = format!("programs:\n  small:\n    command: x\n  big:\n    command: x {}\n", "y".repeat(1_100_000));
+        let e = check(&text).unwrap_err();
+        assert!(e.starts_with("/etc/t.yaml:4:3: programs.big is too large to send to the supervisor ("), "{e}");
+        assert!(e.ends_with(" bytes encoded, limit 1048576)") && e.lines().count() == 1, "{e}");
+        // The environment stays with the spawner, so it does not count.
+        let env = format!("programs:\n  a:\n    command: x\n    environment:\n      BIG: {}\n", "y".repeat(1_100_000));
+        assert!(check(&env).is_ok());
     }
 }

@@ -6,6 +6,7 @@ use super::load::{locate, ConfigError, Located};
 use super::model::*;
 use super::raw::*;
 use crate::names::check_program_name;
+use crate::proto::spawn::{ConfigItem, MAX_ITEM};
 use crate::units;
 use nix::sys::signal::Signal;
 use std::collections::BTreeMap;
@@ -20,6 +21,11 @@ pub struct Context {
     pub current_user: Option<String>,
     /// Whether `user` names must exist in the user database.
     pub check_users: bool,
+    /// When set (taskmasterd runs as root), the config file and every included file must be
+    /// owned by root or by this uid (the one that started taskmasterd) and be writable by their
+    /// owner only (DESIGN §1 rule 5, as sshd's StrictModes on the files themselves); `None`
+    /// checks no owner or mode.
+    pub trusted_uid: Option<u32>,
 }
 
 impl Context {
@@ -27,7 +33,8 @@ impl Context {
     pub fn current() -> Self {
         let uid = nix::unistd::geteuid();
         let current_user = nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name);
-        Context { is_root: uid.is_root(), current_user, check_users: true }
+        let trusted_uid = uid.is_root().then_some(uid.as_raw());
+        Context { is_root: uid.is_root(), current_user, check_users: true, trusted_uid }
     }
 }
 
@@ -79,6 +86,11 @@ fn absolute(here: &Path, p: &str) -> PathBuf {
 
 fn env_list(map: Option<BTreeMap<String, Scalar>>) -> Vec<(String, String)> {
     map.unwrap_or_default().into_iter().map(|(k, Scalar(v))| (k, v)).collect()
+}
+
+/// The end of the error for a config item of `len` bytes encoded, over the link's bound.
+fn too_large(len: usize) -> String {
+    format!("too large to send to the supervisor ({len} bytes encoded, limit {MAX_ITEM})")
 }
 
 fn user_exists(name: &str) -> bool {
@@ -203,6 +215,10 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
 
     let socket = socket_config(raw.socket, &here, &mut c);
     let ctl = ctl_config(raw.ctl, &here);
+    let len = ConfigItem::server(&server, &socket, false).encode().len();
+    if len > MAX_ITEM {
+        c.error(&["socket"], format!("the server and socket sections are {}", too_large(len)));
+    }
 
     let mut programs: Vec<Program> = Vec::new();
     let mut origin: Vec<(String, std::path::PathBuf, usize, usize)> = Vec::new();
@@ -224,6 +240,12 @@ pub fn validate(sources: Vec<Source>, ctx: &Context) -> Result<Config, ConfigErr
                 if uid_of(u) == Some(*sup_uid) {
                     c.error(&["programs", &name, "user"], format!("programs.{name}.user '{u}' is the supervisor's own user ({sup}); give the program another user"));
                 }
+            }
+            // The spawner sends each program to the supervisor as one bounded item: one that
+            // does not fit would be refused there, so it is refused here, where `-t` sees it.
+            let len = ConfigItem::program(&p).encode().len();
+            if len > MAX_ITEM {
+                c.error(&["programs", &name], format!("programs.{name} is {}", too_large(len)));
             }
             programs.push(p);
         }

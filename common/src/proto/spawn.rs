@@ -256,6 +256,26 @@ pub enum ConfigItem {
     Plan(crate::config::ReloadPlan),
 }
 
+impl ConfigItem {
+    /// The server item the supervisor is sent: `server:` without its environment (it reaches
+    /// children through the spawner only, so the supervisor never holds its secrets), `socket:`,
+    /// and whether the daemon logs to stderr.
+    pub fn server(server: &Server, socket: &SocketConfig, log_to_stderr: bool) -> Self {
+        let server = Server { environment: Vec::new(), ..server.clone() };
+        ConfigItem::Server { server: Box::new(server), socket: socket.clone(), log_to_stderr }
+    }
+
+    /// The item the supervisor is sent for `program`: the program without its environment.
+    pub fn program(program: &Program) -> Self {
+        ConfigItem::Program(Box::new(Program { environment: Vec::new(), ..program.clone() }))
+    }
+
+    /// The item's encoded form, the bytes [`config_events`] splits into chunks.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// A message type of the link.
 pub trait Message: Serialize + DeserializeOwned {
     /// The header tag of this value's variant.
@@ -470,7 +490,7 @@ pub fn config_events(items: &[ConfigItem], generation: u64, token: Option<u64>) 
     let max = (MAX_MSG - HEADER - 1) / 4; // JSON encodes a byte of `data` in up to 4 bytes
     let mut out = Vec::new();
     for item in items {
-        let bytes = serde_json::to_vec(item).unwrap_or_default();
+        let bytes = item.encode();
         let mut chunks = bytes.chunks(max).peekable();
         while let Some(chunk) = chunks.next() {
             out.push(Event::ConfigChunk { more: chunks.peek().is_some(), data: chunk.to_vec() });
@@ -480,25 +500,49 @@ pub fn config_events(items: &[ConfigItem], generation: u64, token: Option<u64>) 
     out
 }
 
-/// Reassembles config items from chunks, bounded to `MAX_ITEM` bytes an item.
+/// Reassembles config items from chunks, bounded to [`MAX_ITEM`] bytes an item.
+///
+/// An error leaves nothing behind (DESIGN §1 rule 6): the partial item and the items of the
+/// generation received so far are dropped, the rest of that generation's chunks are ignored, and
+/// [`ConfigAssembler::finish`] at its `ConfigEnd` reports the error and starts the next
+/// generation from a clean state. A half-received config is never applied.
 #[derive(Debug, Default)]
 pub struct ConfigAssembler {
     partial: Vec<u8>,
-    /// Items completed so far.
+    /// Items completed so far in this generation.
     pub items: Vec<ConfigItem>,
+    /// The first error of this generation, if any: its later chunks are dropped.
+    failed: Option<String>,
 }
 
-/// Largest config item accepted, in bytes (1 MiB).
+/// Largest config item accepted, in bytes of its encoded form (1 MiB). Config validation refuses
+/// a program whose item would be larger, so the spawner never sends one.
 pub const MAX_ITEM: usize = 1 << 20;
 
 impl ConfigAssembler {
     /// Adds a chunk.
     ///
     /// # Errors
-    /// An item over [`MAX_ITEM`] bytes, or one that is not a valid `ConfigItem`.
+    /// An item over [`MAX_ITEM`] bytes, or one that is not a valid `ConfigItem`; the assembler is
+    /// then cleared and ignores chunks until [`ConfigAssembler::finish`].
     pub fn push(&mut self, more: bool, data: &[u8]) -> Result<(), ProtoError> {
+        if self.failed.is_some() {
+            return Ok(());
+        }
+        match self.take_chunk(more, data) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.partial = Vec::new();
+                self.items = Vec::new();
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn take_chunk(&mut self, more: bool, data: &[u8]) -> Result<(), ProtoError> {
         if self.partial.len() + data.len() > MAX_ITEM {
-            return Err(ProtoError::Malformed("config item over 1 MiB".into()));
+            return Err(ProtoError::Malformed(format!("config item over {MAX_ITEM} bytes")));
         }
         self.partial.extend_from_slice(data);
         if !more {
@@ -508,6 +552,20 @@ impl ConfigAssembler {
             self.partial.clear();
         }
         Ok(())
+    }
+
+    /// Ends the generation (its `ConfigEnd` arrived): returns its items and leaves the assembler
+    /// empty for the next one.
+    ///
+    /// # Errors
+    /// A chunk of this generation failed, or its last item was left unfinished.
+    pub fn finish(&mut self) -> Result<Vec<ConfigItem>, ProtoError> {
+        let Self { partial, items, failed } = std::mem::take(self);
+        match failed {
+            Some(e) => Err(ProtoError::Malformed(e)),
+            None if !partial.is_empty() => Err(ProtoError::Malformed("config ended inside an item".into())),
+            None => Ok(items),
+        }
     }
 }
 
@@ -554,7 +612,7 @@ mod tests {
         let mut server = crate::config::load::load_str(
             std::path::Path::new("/x/t.yaml"),
             &format!("programs:\n  a:\n    command: '{}'\n", "y".repeat(40_000)),
-            &crate::config::Context { is_root: false, current_user: None, check_users: false },
+            &crate::config::Context { is_root: false, current_user: None, check_users: false, trusted_uid: None },
         )
         .unwrap();
         let prog = server.programs.remove(0);
@@ -571,5 +629,68 @@ mod tests {
             }
         }
         assert_eq!(asm.items, items);
+    }
+
+    fn small_item() -> ConfigItem {
+        ConfigItem::Plan(crate::config::ReloadPlan { added: vec!["fresh".into()], ..Default::default() })
+    }
+
+    /// Feeds `item`'s chunks as `config_events` makes them; returns what `finish` says.
+    fn feed(asm: &mut ConfigAssembler, item: &ConfigItem) -> Result<Vec<ConfigItem>, ProtoError> {
+        for e in config_events(std::slice::from_ref(item), 1, None) {
+            if let Event::ConfigChunk { more, data } = e {
+                let _ = asm.push(more, &data);
+            }
+        }
+        asm.finish()
+    }
+
+    #[test]
+    fn an_oversized_item_leaves_no_state_behind() {
+        let mut asm = ConfigAssembler::default();
+        let chunk = vec![b'x'; 4096];
+        assert!(asm.push(false, &small_item().encode()).is_ok());
+        let mut pushed = 0;
+        let err = loop {
+            match asm.push(true, &chunk) {
+                Ok(()) => pushed += chunk.len(),
+                Err(e) => break e,
+            }
+        };
+        assert!(pushed <= MAX_ITEM && err.to_string().contains("over 1048576 bytes"), "{err}");
+        // The rest of the oversized item and the items after it are dropped, not decoded.
+        assert!(asm.push(true, &chunk).is_ok());
+        assert!(asm.push(false, b"}").is_ok());
+        assert!(asm.push(false, &small_item().encode()).is_ok());
+        assert!(asm.items.is_empty() && asm.partial.is_empty());
+        assert!(asm.finish().is_err(), "the generation is refused as a whole");
+        // The next generation decodes as if nothing had happened.
+        assert_eq!(feed(&mut asm, &small_item()).unwrap(), [small_item()]);
+    }
+
+    #[test]
+    fn a_malformed_item_or_an_unfinished_one_leaves_no_state_behind() {
+        let mut asm = ConfigAssembler::default();
+        assert!(asm.push(false, b"{not json").is_err());
+        assert!(asm.finish().is_err());
+        assert_eq!(feed(&mut asm, &small_item()).unwrap(), [small_item()]);
+        assert!(asm.push(true, b"{\"Plan\"").is_ok());
+        assert!(asm.finish().is_err(), "ConfigEnd inside an item");
+        assert_eq!(feed(&mut asm, &small_item()).unwrap(), [small_item()]);
+    }
+
+    #[test]
+    fn the_supervisor_is_sent_no_environment() {
+        let c = crate::config::load::load_str(
+            std::path::Path::new("/x/t.yaml"),
+            "server:\n  environment: {SERVER_SECRET: s1}\n\
+             programs:\n  a:\n    command: x\n    environment: {PROGRAM_SECRET: s2}\n",
+            &crate::config::Context { is_root: false, current_user: None, check_users: false, trusted_uid: None },
+        )
+        .unwrap();
+        let server = String::from_utf8(ConfigItem::server(&c.server, &c.socket, false).encode()).unwrap();
+        let program = String::from_utf8(ConfigItem::program(&c.programs[0]).encode()).unwrap();
+        assert!(!server.contains("SERVER_SECRET") && !server.contains("s1"), "{server}");
+        assert!(!program.contains("PROGRAM_SECRET") && !program.contains("s2"), "{program}");
     }
 }

@@ -16,6 +16,7 @@ mod reload;
 mod restart;
 mod service;
 mod stop;
+mod trust;
 
 use std::time::Duration;
 

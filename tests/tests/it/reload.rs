@@ -280,3 +280,44 @@ fn a_reload_during_starting_or_stopping_leaves_no_orphan_and_no_double_spawn() {
     wait_until("only the new slow process and the supervisor remain", SOON, || children_of(d.pid()).len() == 2);
     assert_eq!(d.log().matches("spawned: 'slow'").count(), 2, "{}", d.log());
 }
+
+/// Issue 12 finding 8: a program too large for the spawner link (`MAX_ITEM`, 1 MiB an item) used to
+/// pass `-t`, then jam the supervisor's config decoder so that every later `update` said nothing
+/// changed. It is now a config error everywhere, and the next valid file applies.
+#[test]
+fn an_oversized_program_is_refused_and_a_later_valid_config_still_applies() {
+    const WEB: &str = "programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n";
+    let big = format!("  big:\n    command: /bin/echo {}\n    startsecs: 0\n", "x".repeat(1_200_000));
+    let d = Daemon::start(WEB);
+    d.wait_state("web", "RUNNING", SOON);
+    let pid = d.proc_pid("web");
+    d.rewrite(&format!("{WEB}{big}"));
+    let run = d.ctl(&["update"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let err = run.stderr.trim().trim_start_matches("taskmasterctl: ");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("{}:9:3: ", d.config.display())), "{err}");
+    assert!(
+        err.contains("programs.big is too large to send to the supervisor (") && err.ends_with("limit 1048576)"),
+        "{err}"
+    );
+    assert_eq!(d.proc_pid("web"), pid, "the refused config changed nothing");
+    assert_eq!(d.status().len(), 1);
+    // The next valid file applies: the link's decoder kept nothing of the refused one.
+    d.rewrite(&format!("{WEB}  fresh:\n    command: sleep 1001\n    startsecs: 0\n"));
+    let run = d.ctl(&["update"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "fresh: added\n"), "{run:?}");
+    d.wait_state("fresh", "RUNNING", SOON);
+    assert_eq!(d.proc_pid("web"), pid);
+
+    // `taskmasterd -t` says the same, located at the program, and exits 2.
+    let s = Scratch::new();
+    let path = s.path("taskmaster.yaml");
+    std::fs::write(&path, format!("programs:\n{big}")).unwrap();
+    let out = std::process::Command::new(tests::bin("taskmasterd")).arg("-t").arg("-c").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = format!("{}:2:3: programs.big is too large to send to the supervisor (", path.display());
+    assert!(err.starts_with(&want) && err.trim_end().ends_with("bytes encoded, limit 1048576)"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
