@@ -186,7 +186,8 @@ fn serve(config: Config, daemon: bool) -> Result<u8, String> {
         let supervisor = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
         drop(listener);
-        Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, !daemon).run())
+        let supervisor_uid = user.as_ref().map(|u| u.uid);
+        Ok(Spawner::new(config, Link::new(ours), supervisor, supervisor_uid, sigfd, !daemon).run())
     })();
     socket_node.remove();
     result

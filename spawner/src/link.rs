@@ -44,6 +44,8 @@ pub struct Spawner {
     state: LinkState,
     children: Children,
     supervisor: Pid,
+    /// The supervisor's uid (as root), which no program may have.
+    supervisor_uid: Option<nix::unistd::Uid>,
     supervisor_status: Option<ExitStatus>,
     sigfd: SignalFd,
     base_env: Vec<(String, String)>,
@@ -60,7 +62,16 @@ fn say(msg: &str) {
 
 impl Spawner {
     /// A spawner serving `link`, whose supervisor has pid `supervisor`.
-    pub fn new(config: Config, link: Link, supervisor: Pid, sigfd: SignalFd, log_to_stderr: bool) -> Self {
+    /// `supervisor_uid` is the uid the supervisor runs as when it was dropped to one (as root):
+    /// no program may be spawned with it.
+    pub fn new(
+        config: Config,
+        link: Link,
+        supervisor: Pid,
+        supervisor_uid: Option<nix::unistd::Uid>,
+        sigfd: SignalFd,
+        log_to_stderr: bool,
+    ) -> Self {
         let base_env = inherited_env()
             .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
@@ -73,6 +84,7 @@ impl Spawner {
             state: LinkState::AwaitHello,
             children: Children::default(),
             supervisor,
+            supervisor_uid,
             supervisor_status: None,
             sigfd,
             base_env,
@@ -324,6 +336,15 @@ impl Spawner {
                 .and_then(|p| {
                     let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
                         .map_err(|e| e.to_string())?;
+                    // The config refuses it, but a re-read may change server.user (which takes
+                    // effect at restart) and a program's user together: check the uid in force.
+                    if prepared.identity.as_ref().is_some_and(|i| Some(i.uid) == self.supervisor_uid) {
+                        return Err(format!(
+                            "refused: '{}' would run as the supervisor's own uid {}",
+                            p.name,
+                            prepared.identity.as_ref().map_or(0, |i| i.uid.as_raw())
+                        ));
+                    }
                     let dir = p.directory.as_ref().map(|d| d.display().to_string());
                     let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
                     let child = Child {

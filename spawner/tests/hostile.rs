@@ -32,7 +32,7 @@ fn run_against(messages: &[Vec<u8>]) -> (u8, Vec<Event>, bool) {
     for m in messages {
         common::sys::send_with_fds(theirs.as_fd(), m, &[]).expect("send");
     }
-    let code = Spawner::new(config(), Link::new(ours), pid, sigfd, false).run();
+    let code = Spawner::new(config(), Link::new(ours), pid, None, sigfd, false).run();
     let killed = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err();
     let mut them = Link::new(theirs);
     let flags = nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(&them, nix::fcntl::FcntlArg::F_GETFL).unwrap());
