@@ -175,10 +175,10 @@ fn serve(config: Config, daemon: bool) -> Result<u8, String> {
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| format!("socketpair: {e}"))?;
         let sigfd = signal_fd().map_err(|e| format!("signalfd: {e}"))?;
-        let supervisor = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
+        let (supervisor, relay) = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
         drop(listener);
-        Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, !daemon).run())
+        Ok(Spawner::new(config, Link::new(ours), supervisor, sigfd, !daemon).with_relay(relay).run())
     })();
     let _ = std::fs::remove_file(&socket_path);
     result
