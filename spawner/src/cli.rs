@@ -183,11 +183,11 @@ fn serve(config: Config, daemon: bool) -> Result<u8, String> {
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| format!("socketpair: {e}"))?;
         let sigfd = signal_fd().map_err(|e| format!("signalfd: {e}"))?;
-        let supervisor = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
+        let (supervisor, relay) = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
         drop(listener);
         let supervisor_uid = user.as_ref().map(|u| u.uid);
-        Ok(Spawner::new(config, Link::new(ours), supervisor, supervisor_uid, sigfd, !daemon).run())
+        Ok(Spawner::new(config, Link::new(ours), supervisor, supervisor_uid, sigfd, !daemon).with_relay(relay).run())
     })();
     socket_node.remove();
     result

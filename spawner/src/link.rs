@@ -52,6 +52,8 @@ pub struct Spawner {
     as_root: bool,
     log_to_stderr: bool,
     link_open: bool,
+    /// The supervisor's stdout/stderr pipe, copied to ours.
+    relay: Option<crate::privdrop::StderrRelay>,
 }
 
 /// Prints one spawner line to stderr (under systemd, the journal). The supervisor owns the main
@@ -91,7 +93,14 @@ impl Spawner {
             as_root: nix::unistd::geteuid().is_root(),
             log_to_stderr,
             link_open: true,
+            relay: None,
         }
+    }
+
+    /// Also relays the supervisor's stdout and stderr to ours (see [`crate::privdrop`]).
+    pub fn with_relay(mut self, relay: crate::privdrop::StderrRelay) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// Serves until the supervisor has gone, then stops any child left. Returns the exit code
@@ -103,6 +112,10 @@ impl Spawner {
             let mut fds = vec![PollFd::new(sig_fd, PollFlags::POLLIN)];
             if self.link_open {
                 fds.push(PollFd::new(link_fd, PollFlags::POLLIN));
+            }
+            let relay_at = fds.len();
+            if let Some(relay) = &self.relay {
+                fds.extend(relay.poll_fds());
             }
             // Idle without privilege: the effective capabilities come back only to handle what
             // arrived (issue 7's least privilege; a no-op when not root).
@@ -117,13 +130,20 @@ impl Spawner {
                 }
             }
             let sig_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-            let link_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            let link_ready = self.link_open && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+            let relay_ready = self.relay.as_ref().map(|r| r.readiness(&fds[relay_at..]));
             if sig_ready {
                 self.on_signals();
             }
             if link_ready {
                 self.on_link();
             }
+            if let (Some(relay), Some(ready)) = (self.relay.as_mut(), relay_ready) {
+                relay.pump(ready);
+            }
+        }
+        if let Some(relay) = self.relay.as_mut() {
+            relay.drain(crate::privdrop::RELAY_DRAIN);
         }
         let leftover = !self.children.is_empty();
         if leftover {
@@ -211,6 +231,7 @@ impl Spawner {
                         owner_uid: nix::unistd::geteuid().as_raw(),
                         notify,
                         watchdog_usec,
+                        journal: crate::privdrop::stderr_is_journal(),
                     },
                     &[],
                 );

@@ -161,11 +161,20 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
     let mut notify = false;
     let mut owner_uid = 0;
     let mut watchdog = None;
+    let mut journal = false;
     let mut asm = ConfigAssembler::default();
     let generation = loop {
         match link.recv::<SpawnEvent>().map_err(|e| format!("handshake: {e}"))?.0 {
-            SpawnEvent::Hello { version: VERSION, spawner_pid: pid, owner_uid: owner, notify: n, watchdog_usec } => {
+            SpawnEvent::Hello {
+                version: VERSION,
+                spawner_pid: pid,
+                owner_uid: owner,
+                notify: n,
+                watchdog_usec,
+                journal: j,
+            } => {
                 spawner_pid = pid;
+                journal = j;
                 owner_uid = owner;
                 notify = n;
                 watchdog = watchdog_usec.filter(|u| *u > 0).map(|u| Duration::from_micros(u) / 2);
@@ -198,6 +207,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         server.logfile_backups,
         server.loglevel,
         to_stderr,
+        journal,
     );
     if let Some(target) = &server.syslog {
         match crate::logs::Syslog::connect(target) {
@@ -205,6 +215,10 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
             Err(e) => log.error(&format!("server.syslog: {e}; logging to the file only")),
         }
     }
+    // Everything that needed more than the log directories is done (DESIGN §1 rule 4).
+    let confinement =
+        crate::confine::confine(&crate::confine::LogDirs::of(&server, &programs)).map_err(|e| e.to_string())?;
+    log.info(&format!("confinement: {confinement}"));
     Ok(Supervisor {
         watcher,
         registry: Registry::new(programs, &server.childlogdir),

@@ -5,12 +5,14 @@
 //! signals.
 //!
 //! `state.rs` decides (pure), `event_loop.rs` moves bytes and events, `logs.rs` writes,
-//! `control.rs` serves taskmasterctl, `registry.rs` holds the processes, `sys.rs` is mechanism.
+//! `control.rs` serves taskmasterctl, `registry.rs` holds the processes, `confine.rs` bounds
+//! what a compromised supervisor could do, `sys.rs` is mechanism.
 
 pub mod access;
 pub mod admission;
 pub mod attach;
 pub mod auth;
+pub mod confine;
 pub mod control;
 pub mod event_loop;
 pub mod logs;
@@ -24,8 +26,14 @@ pub mod sys;
 use std::process::ExitCode;
 
 /// Runs the supervisor role with the spawner link at `link_fd` and the listening control socket
-/// at `listen_fd`. Exit code 0 after an orderly shutdown, 1 when the spawner link failed.
+/// at `listen_fd`. Exit code 0 after an orderly shutdown, 1 when the spawner link failed or
+/// the supervisor could not be confined.
 pub fn run_role(link_fd: i32, listen_fd: i32) -> ExitCode {
+    // Before anything else: until this, a process of our uid could trace us.
+    if let Err(e) = confine::make_non_dumpable() {
+        eprintln!("taskmasterd[supervisor]: {e}");
+        return ExitCode::from(1);
+    }
     match event_loop::start(link_fd, listen_fd) {
         Ok(sup) => ExitCode::from(sup.run()),
         Err(e) => {

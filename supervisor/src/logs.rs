@@ -63,7 +63,11 @@ impl RotatingFile {
         }
         while !bytes.is_empty() {
             if let Err(e) = self.ensure_open() {
-                return self.fail(format!("cannot open {}: {e}", self.path.display()));
+                let why = match crate::confine::outside_note(&self.path) {
+                    Some(note) if e.kind() == io::ErrorKind::PermissionDenied => format!(" ({note})"),
+                    _ => String::new(),
+                };
+                return self.fail(format!("cannot open {}: {e}{why}", self.path.display()));
             }
             if self.max_bytes > 0 && self.size >= self.max_bytes {
                 if let Err(e) = self.rotate() {
@@ -267,17 +271,6 @@ pub fn syslog_priority(level: LogLevel) -> u8 {
     }
 }
 
-/// Whether stderr is connected to journald: `JOURNAL_STREAM` (`DEVICE:INODE`, set by systemd)
-/// names the file stderr is (sd_journal_stream_fd(3) says to compare both).
-pub fn stderr_is_journal() -> bool {
-    let Some(v) = std::env::var_os("JOURNAL_STREAM") else { return false };
-    let Some((dev, ino)) = v.to_str().and_then(|s| s.split_once(':')) else { return false };
-    match nix::sys::stat::fstat(io::stderr()) {
-        Ok(st) => dev.parse() == Ok(st.st_dev) && ino.parse() == Ok(st.st_ino),
-        Err(_) => false,
-    }
-}
-
 /// The daemon's main log (DESIGN §5), also copied to stderr in the foreground and to syslog
 /// when configured. Lines logged since the last [`MainLog::take_fresh`] are kept for
 /// `maintail -f`.
@@ -294,13 +287,15 @@ pub struct MainLog {
 }
 
 impl MainLog {
-    /// The main log at `path`, rotating at `max_bytes` with `backups` kept.
-    pub fn open(path: PathBuf, max_bytes: u64, backups: u32, level: LogLevel, to_stderr: bool) -> Self {
+    /// The main log at `path`, rotating at `max_bytes` with `backups` kept, copied to stderr when
+    /// `to_stderr`, or in journald's form when `journal` (the spawner's stderr, to which it
+    /// relays ours, is journald's stream).
+    pub fn open(path: PathBuf, max_bytes: u64, backups: u32, level: LogLevel, to_stderr: bool, journal: bool) -> Self {
         MainLog {
             file: RotatingFile::new(path, max_bytes, backups),
             level,
             to_stderr,
-            journal: stderr_is_journal(),
+            journal,
             recent: Tail::default(),
             fresh: Vec::new(),
             syslog: None,

@@ -149,3 +149,12 @@ pub fn set_winsize(fd: &impl AsFd, rows: u16, cols: u16) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// Clears the process's dumpable flag (`prctl(PR_SET_DUMPABLE, 0)`, through nix's safe
+/// wrapper): /proc/PID files then belong to root, and `ptrace` needs `CAP_SYS_PTRACE`.
+///
+/// # Errors
+/// The errno of `prctl`.
+pub fn set_non_dumpable() -> nix::Result<()> {
+    nix::sys::prctl::set_dumpable(false)
+}

@@ -583,3 +583,7 @@ impl Drop for PtySession {
         }
     }
 }
+
+#[allow(unsafe_code)] // the harness's one raw call, with its SAFETY note.
+mod sys;
+pub use sys::landlock_abi;

@@ -176,6 +176,11 @@ pub enum Event {
         notify: bool,
         /// The service manager's watchdog interval (WATCHDOG_USEC), in microseconds.
         watchdog_usec: Option<u64>,
+        /// taskmasterd's stderr is journald's stream (`JOURNAL_STREAM` names it, as
+        /// sd_journal_stream_fd(3) says to check): the supervisor's stderr, a pipe the spawner
+        /// relays there, gets `<N>` priority prefixes and no timestamps. Decided by the spawner,
+        /// since the supervisor's own stderr is never that stream.
+        journal: bool,
     },
     /// A piece of a config item (see [`ConfigItem`]); `more` is false on its last piece.
     ConfigChunk {

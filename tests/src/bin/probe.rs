@@ -1,6 +1,9 @@
 //! The test probe (STYLE §2.11): prints one JSON line describing the process as it sees itself
 //! (uid, gid, groups, umask, cwd, environment, parent), then sleeps until killed, or exits with
 //! the code given as its first argument.
+//!
+//! `probe --ptrace PID` is an attacker instead: it tries to trace PID and to read its
+//! environment and memory, and prints what each attempt got (`"ok"` or the errno's name).
 
 use std::collections::BTreeMap;
 
@@ -29,7 +32,43 @@ fn flood(path: &str, n: usize) {
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
+/// `"ok"`, or the errno's name (`"EACCES"`).
+fn outcome<T>(r: std::io::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("{:?}", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+    }
+}
+
+/// Tries what a hostile process of the same uid would do to `pid`: PTRACE_ATTACH (then detaches
+/// when it worked), read /proc/PID/environ and /proc/PID/mem.
+fn attack(pid: i32) -> serde_json::Value {
+    let target = nix::unistd::Pid::from_raw(pid);
+    let ptrace = match nix::sys::ptrace::attach(target) {
+        Ok(()) => {
+            let _ = nix::sys::wait::waitpid(target, Some(nix::sys::wait::WaitPidFlag::__WALL));
+            let _ = nix::sys::ptrace::detach(target, None);
+            "ok".to_owned()
+        }
+        Err(e) => format!("{e:?}"),
+    };
+    let environ = outcome(std::fs::read(format!("/proc/{pid}/environ")));
+    let mem = outcome(std::fs::File::open(format!("/proc/{pid}/mem")));
+    serde_json::json!({
+        "uid": nix::unistd::getuid().as_raw(),
+        "gid": nix::unistd::getgid().as_raw(),
+        "ptrace": ptrace,
+        "environ": environ,
+        "mem": mem,
+    })
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--ptrace") {
+        let pid = std::env::args().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        println!("{}", attack(pid));
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("flood") {
         let path = std::env::args().nth(2).unwrap_or_default();
         let n = std::env::args().nth(3).and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -174,3 +174,158 @@ fn a_program_running_as_the_supervisors_user_is_refused_at_start_and_at_update()
     assert!(run.stdout.contains(expected) || run.stderr.contains(expected), "{run:?}");
     assert_eq!(d.proc_pid("web"), pid);
 }
+
+// The supervisor's confinement (DESIGN §1 rule 4, issue 12 finding 2): non-dumpable, seccomp,
+// Landlock, and stdio that is never the terminal taskmasterd was started from. As root and as a
+// normal user alike.
+
+#[test]
+fn the_supervisor_runs_under_a_seccomp_filter_with_no_new_privs() {
+    let d = Daemon::start("programs:\n  w:\n    command: sleep 1000\n    startsecs: 0\n");
+    let sup = supervisor_pid(&d);
+    assert_eq!(proc_status_field(sup, "Seccomp:").as_deref(), Some("2"), "seccomp filter mode");
+    assert_eq!(proc_status_field(sup, "NoNewPrivs:").as_deref(), Some("1"));
+    // Still supervising end to end under the filter.
+    d.wait_state("w", "RUNNING", SOON);
+    assert_eq!(d.ctl(&["restart", "w"]).code, 0);
+    d.wait_state("w", "RUNNING", SOON);
+}
+
+#[test]
+fn a_process_of_the_supervisors_uid_can_neither_trace_it_nor_read_its_memory_or_environment() {
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new();
+    let probe = s.probe(&probe());
+    let d = Daemon::start_in(s, "programs:\n  w:\n    command: sleep 1000\n    startsecs: 0\n");
+    let sup = supervisor_pid(&d);
+    let uid: u32 = proc_status_field(sup, "Uid:").unwrap().parse().unwrap();
+    let gid: u32 = proc_status_field(sup, "Gid:").unwrap().parse().unwrap();
+    let mut attacker = std::process::Command::new(&probe);
+    attacker.arg("--ptrace").arg(sup.to_string());
+    if tests::is_root() {
+        attacker.uid(uid).gid(gid);
+    }
+    let out = attacker.output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("probe --ptrace: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!((r["uid"].as_u64(), r["gid"].as_u64()), (Some(u64::from(uid)), Some(u64::from(gid))), "{r}");
+    assert_eq!(r["ptrace"], "EPERM", "{r}");
+    assert_eq!(r["environ"], "EACCES", "{r}");
+    assert_eq!(r["mem"], "EACCES", "{r}");
+    assert!(tests::alive(sup), "the supervisor survived the attempts");
+    assert_eq!(d.ctl(&["status"]).code, 0);
+}
+
+#[test]
+fn started_on_a_terminal_the_supervisor_holds_no_terminal_yet_its_log_shows_there() {
+    use std::ffi::OsStr;
+    let s = Scratch::new();
+    let cfg = s.path("tm.yaml");
+    let sock = s.path("tm.sock");
+    std::fs::write(
+        &cfg,
+        format!(
+            "server:\n  logfile: {}\nsocket:\n  path: {}\nprograms:\n  p:\n    command: sleep 1000\n    startsecs: 0\n",
+            s.path("log/tm.log").display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let daemon = tests::bin("taskmasterd");
+    let mut term =
+        tests::PtySession::spawn(&[daemon.as_os_str(), OsStr::new("-n"), OsStr::new("-c"), cfg.as_os_str()], 24, 200);
+    term.expect("INFO spawned: 'p' with pid");
+    term.expect("INFO confinement: non-dumpable, seccomp (");
+    let spawner = term.child.id() as i32;
+    let mut sup = None;
+    wait_until("the supervisor process", SOON, || {
+        sup = tests::children_of(spawner).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(17).any(|w| w == b"--supervisor-role"))
+        });
+        sup.is_some()
+    });
+    let sup = sup.unwrap();
+    if tests::is_root() {
+        for fd in 0..3 {
+            let target = std::fs::read_link(format!("/proc/{sup}/fd/{fd}")).unwrap();
+            let t = target.to_string_lossy();
+            assert!(!t.starts_with("/dev/pts/") && !t.starts_with("/dev/tty"), "supervisor fd {fd} is a terminal: {t}");
+        }
+        assert_eq!(std::fs::read_link(format!("/proc/{sup}/fd/0")).unwrap(), std::path::Path::new("/dev/null"));
+    } else {
+        // Its own uid cannot even look: the supervisor is non-dumpable.
+        let err = std::fs::read_link(format!("/proc/{sup}/fd/0")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+        eprintln!("note: the supervisor's fds can only be inspected as root");
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(spawner), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mark = term.mark();
+    assert!(term.wait().success(), "{}", term.seen);
+    // The supervisor's last words still reach the terminal, relayed by the spawner.
+    if !term.seen[mark..].contains("taskmasterd exiting") {
+        term.expect_after(mark, "taskmasterd exiting");
+    }
+}
+
+#[test]
+fn the_main_log_says_what_confinement_is_in_force() {
+    let d = Daemon::start("programs:\n  w:\n    command: sleep 1000\n    startsecs: 0\n");
+    d.wait_log("confinement: non-dumpable, seccomp (", SOON);
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains("confinement:")).unwrap();
+    assert!(line.contains(" INFO confinement: non-dumpable, seccomp ("), "{line}");
+    match tests::landlock_abi() {
+        0 => assert!(line.contains("landlock unavailable: "), "{line}"),
+        abi => assert!(line.ends_with(&format!("landlock ABI {} (enforced)", abi.min(7))), "{line}"),
+    }
+}
+
+#[test]
+fn under_landlock_a_reload_logs_in_known_directories_and_explains_a_new_one() {
+    if tests::landlock_abi() == 0 {
+        eprintln!("skipped: the kernel has no Landlock");
+        return;
+    }
+    let s = Scratch::new();
+    let known = s.path("known");
+    std::fs::create_dir(&known).unwrap();
+    let first = format!(
+        "programs:\n  a:\n    command: /bin/sh -c 'echo a-out; exec sleep 1000'\n    startsecs: 0\n    stdout_logfile: {}\n",
+        known.join("a.log").display()
+    );
+    let d = Daemon::start_in(s, &first);
+    wait_until("a's output", SOON, || std::fs::read_to_string(known.join("a.log")).unwrap_or_default() == "a-out\n");
+    // Root prepares log files at start only: a file first named by a reload is the
+    // supervisor's to create, in a directory it may write.
+    if tests::is_root() {
+        let sup = supervisor_pid(&d);
+        let id = |f: &str| proc_status_field(sup, f).unwrap().parse::<u32>().unwrap();
+        std::os::unix::fs::chown(&known, Some(id("Uid:")), Some(id("Gid:"))).unwrap();
+    }
+    let outside = d.scratch.path("new");
+    let second = format!(
+        "{first}  \
+         auto:\n    command: /bin/sh -c 'echo auto-out; exec sleep 1000'\n    startsecs: 0\n  \
+         known2:\n    command: /bin/sh -c 'echo known2-out; exec sleep 1000'\n    startsecs: 0\n    stdout_logfile: {}\n  \
+         far:\n    command: /bin/sh -c 'echo far-out; exec sleep 1000'\n    startsecs: 0\n    stdout_logfile: {}\n",
+        known.join("k2.log").display(),
+        outside.join("far.log").display()
+    );
+    d.rewrite(&second);
+    let run = d.ctl(&["update"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // Beneath childlogdir (AUTO) and beneath a directory known at start: logged.
+    wait_until("auto's output in childlogdir", SOON, || {
+        std::fs::read_to_string(d.log_path("auto-stdout.log")).unwrap_or_default() == "auto-out\n"
+    });
+    wait_until("known2's output", SOON, || {
+        std::fs::read_to_string(known.join("k2.log")).unwrap_or_default() == "known2-out\n"
+    });
+    // A directory the supervisor was not confined to: refused by the kernel, and said plainly.
+    let why = format!(
+        "cannot open {}: Permission denied (os error 13) (outside the log directories the supervisor was confined to at start; restart taskmasterd to add it)",
+        outside.join("far.log").display()
+    );
+    d.wait_log(&why, SOON);
+    d.wait_state("far", "RUNNING", SOON);
+}
