@@ -297,12 +297,15 @@ fn under_landlock_a_reload_logs_in_known_directories_and_explains_a_new_one() {
     wait_until("a's output", SOON, || std::fs::read_to_string(known.join("a.log")).unwrap_or_default() == "a-out\n");
     // Root prepares log files at start only: a file first named by a reload is the
     // supervisor's to create, in a directory it may write.
+    let outside = d.scratch.path("new");
+    std::fs::create_dir(&outside).unwrap();
     if tests::is_root() {
         let sup = supervisor_pid(&d);
         let id = |f: &str| proc_status_field(sup, f).unwrap().parse::<u32>().unwrap();
-        std::os::unix::fs::chown(&known, Some(id("Uid:")), Some(id("Gid:"))).unwrap();
+        for dir in [&known, &outside] {
+            std::os::unix::fs::chown(dir, Some(id("Uid:")), Some(id("Gid:"))).unwrap();
+        }
     }
-    let outside = d.scratch.path("new");
     let second = format!(
         "{first}  \
          auto:\n    command: /bin/sh -c 'echo auto-out; exec sleep 1000'\n    startsecs: 0\n  \
