@@ -587,3 +587,21 @@ impl Drop for PtySession {
 #[allow(unsafe_code)] // the harness's one raw call, with its SAFETY note.
 mod sys;
 pub use sys::landlock_abi;
+
+/// `taskmasterd --hash-password` of `password`: an argon2id PHC string for `socket.auth`.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut hasher = Command::new(bin("taskmasterd"))
+        .arg("--hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    hasher.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = hasher.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}

@@ -106,28 +106,24 @@ fn roles_decide_who_may_do_what() {
     assert_eq!((out.code, out.stdout.trim()), (0, "Shut down"), "{out:?}");
 }
 
-/// `taskmasterd --hash-password` of `password`.
-fn hash_password(password: &str) -> String {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut hasher = Command::new(bin("taskmasterd"))
-        .arg("--hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    hasher.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = hasher.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
-    hash
+/// `taskmasterctl -s SOCKET -u ops status` with the password `secret-guess`, with no terminal.
+fn status_with_a_guess(socket: &std::path::Path) -> CtlRun {
+    Command::new("setsid")
+        .arg(bin("taskmasterctl"))
+        .arg("-s")
+        .arg(socket)
+        .args(["-u", "ops", "status"])
+        .env("TASKMASTER_PASSWORD", "secret-guess")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+        .into()
 }
 
 #[test]
 fn password_authentication_accepts_the_right_password_only() {
     use std::process::Stdio;
-    let hash = hash_password("s3cret");
+    let hash = tests::hash_password("s3cret");
     let d = Daemon::start_socket(
         Scratch::new(),
         &format!("  auth:\n    username: ops\n    password_hash: '{hash}'\n"),
@@ -212,16 +208,7 @@ fn the_ctl_sends_no_password_to_a_socket_owned_by_someone_else() {
     std::os::unix::fs::chown(&path, Some(mallory), None).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let trap = password_trap(listener, stop.clone());
-    let out: CtlRun = Command::new("setsid")
-        .arg(bin("taskmasterctl"))
-        .arg("-s")
-        .arg(&path)
-        .args(["-u", "ops", "status"])
-        .env("TASKMASTER_PASSWORD", "secret-guess")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-        .into();
+    let out = status_with_a_guess(&path);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let got = String::from_utf8_lossy(&trap.join().unwrap()).into_owned();
     assert!(!got.contains("secret-guess"), "the password reached the listener: {got:?}");
@@ -248,7 +235,7 @@ fn the_ctl_sends_no_password_to_a_daemon_run_by_someone_else_even_on_a_root_owne
     let daemon = dir.join("taskmasterd");
     std::fs::copy(bin("taskmasterd"), &daemon).unwrap();
     let (config, socket, log) = (dir.join("tm.yaml"), dir.join("tm.sock"), dir.join("main.log"));
-    let hash = hash_password("mallory's");
+    let hash = tests::hash_password("mallory's");
     std::fs::write(
         &config,
         format!(
@@ -286,16 +273,7 @@ fn the_ctl_sends_no_password_to_a_daemon_run_by_someone_else_even_on_a_root_owne
     tests::wait_until("mallory's daemon serving", SOON, || std::os::unix::net::UnixStream::connect(&socket).is_ok());
     // The file now looks like root's; the process behind it is still mallory's.
     std::os::unix::fs::chown(&socket, Some(0), Some(0)).unwrap();
-    let out: CtlRun = Command::new("setsid")
-        .arg(bin("taskmasterctl"))
-        .arg("-s")
-        .arg(&socket)
-        .args(["-u", "ops", "status"])
-        .env("TASKMASTER_PASSWORD", "secret-guess")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-        .into();
+    let out = status_with_a_guess(&socket);
     drop(child);
     assert_eq!(out.code, 4, "{out:?}");
     assert_eq!(
@@ -314,7 +292,7 @@ fn a_password_goes_to_a_socket_chowned_by_the_config_only_when_the_ctl_read_that
     use std::process::Stdio;
     require_root!();
     let owner = ensure_user("tmt_sockowner", &[]);
-    let hash = hash_password("s3cret");
+    let hash = tests::hash_password("s3cret");
     let d = Daemon::start_socket(
         Scratch::new(),
         &format!("  chown: tmt_sockowner\n  auth:\n    username: ops\n    password_hash: '{hash}'\n"),

@@ -9,7 +9,9 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::{bin, ensure_user, proc_status_field, require_root, supervisor_pid, wait_until, Daemon, Scratch};
+use tests::{
+    bin, ensure_user, hash_password, proc_status_field, require_root, supervisor_pid, wait_until, Daemon, Scratch,
+};
 
 /// A field of /proc/PID/status in KiB (`VmRSS:`, `VmHWM:`).
 fn kib(pid: i32, field: &str) -> u64 {
@@ -53,19 +55,6 @@ impl Raw {
             assert!(Instant::now() < deadline, "no reply line within {timeout:?} (partial: {buf:?})");
         }
     }
-}
-
-fn hash_password(password: &str) -> String {
-    let mut hasher = Command::new(bin("taskmasterd"))
-        .arg("--hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    hasher.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = hasher.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -165,21 +154,28 @@ fn a_huge_window_leaves_the_supervisor_small_and_alive() {
     assert!(tests::alive(sup));
 }
 
-#[test]
-fn ten_wrong_passwords_then_the_right_one_on_one_connection_is_not_accepted() {
+/// A daemon whose socket asks for user `ops`, password `s3cret`.
+fn daemon_with_password() -> Daemon {
     let hash = hash_password("s3cret");
-    let d = Daemon::start_socket(
+    Daemon::start_socket(
         Scratch::new(),
         &format!("  auth:\n    username: ops\n    password_hash: '{hash}'\n"),
         "programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n",
-    );
+    )
+}
+
+/// `count` pipelined `auth` lines with wrong passwords, ids from 0.
+fn guesses(count: usize) -> String {
+    (0..count)
+        .map(|i| format!("{{\"id\": {i}, \"action\": \"auth\", \"args\": {{\"username\": \"ops\", \"password\": \"guess{i}\"}}}}\n"))
+        .collect()
+}
+
+#[test]
+fn ten_wrong_passwords_then_the_right_one_on_one_connection_is_not_accepted() {
+    let d = daemon_with_password();
     let mut raw = Raw::connect(&d);
-    let mut lines = String::new();
-    for i in 0..10 {
-        lines.push_str(&format!(
-            "{{\"id\": {i}, \"action\": \"auth\", \"args\": {{\"username\": \"ops\", \"password\": \"guess{i}\"}}}}\n"
-        ));
-    }
+    let mut lines = guesses(10);
     lines.push_str("{\"id\": 10, \"action\": \"auth\", \"args\": {\"username\": \"ops\", \"password\": \"s3cret\"}}\n");
     lines.push_str("{\"id\": 11, \"action\": \"status\"}\n");
     raw.send(&lines);
@@ -198,19 +194,9 @@ fn ten_wrong_passwords_then_the_right_one_on_one_connection_is_not_accepted() {
 
 #[test]
 fn status_stays_fast_while_another_client_guesses_passwords() {
-    let hash = hash_password("s3cret");
-    let d = Daemon::start_socket(
-        Scratch::new(),
-        &format!("  auth:\n    username: ops\n    password_hash: '{hash}'\n"),
-        "programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n",
-    );
+    let d = daemon_with_password();
     let mut guesser = Raw::connect(&d);
-    let mut lines = String::new();
-    for i in 0..200 {
-        lines.push_str(&format!(
-            "{{\"id\": {i}, \"action\": \"auth\", \"args\": {{\"username\": \"ops\", \"password\": \"guess{i}\"}}}}\n"
-        ));
-    }
+    let lines = guesses(200);
     guesser.send(&lines);
     d.wait_log("failed authentication as 'ops'", SOON);
     let t0 = Instant::now();
