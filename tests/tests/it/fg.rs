@@ -119,7 +119,106 @@ fn the_program_exiting_ends_the_session_with_its_status() {
     let status = s.wait();
     s.expect("bye");
     s.expect("[q exited with status 3]");
-    assert!(status.success());
+    assert_eq!(status.code(), Some(3), "the client exits with the program's status");
+}
+
+#[test]
+fn the_client_exits_with_the_programs_status_and_names_the_signal_that_killed_it() {
+    let d = Daemon::start(
+        "programs:\n  seven:\n    command: /bin/sh -c 'read x; exit 7'\n    pty: true\n    startsecs: 0\n    autorestart: never\n  \
+         big:\n    command: /bin/sh -c 'read x; exit 143'\n    pty: true\n    startsecs: 0\n    autorestart: never\n  \
+         term:\n    command: sleep 1000\n    pty: true\n    startsecs: 0\n    autorestart: never\n",
+    );
+    for name in ["seven", "big", "term"] {
+        d.wait_state(name, "RUNNING", SOON);
+    }
+    for (name, code, message) in
+        [("seven", 7, "[seven exited with status 7]"), ("big", 143, "[big exited with status 143]")]
+    {
+        let mut s = fg(&d, name, &[]);
+        s.expect("\x1b[2J");
+        s.send(b"go\r");
+        let status = s.wait();
+        s.expect(message);
+        assert_eq!(status.code(), Some(code), "{name}: {:?}", s.seen);
+    }
+    // Killed by a signal: 128 + the signal's number, and the signal named as the main log does.
+    let mut s = fg(&d, "term", &[]);
+    s.expect("\x1b[2J");
+    let run = d.ctl(&["signal", "TERM", "term"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status = s.wait();
+    s.expect("[term terminated by SIGTERM]");
+    assert_eq!(status.code(), Some(143), "{:?}", s.seen);
+    d.wait_log("exited: 'term' (terminated by SIGTERM", SOON);
+}
+
+#[test]
+fn fg_on_a_pty_program_refuses_a_stdin_that_is_not_a_terminal() {
+    let d = Daemon::start("programs:\n  cat:\n    command: cat\n    pty: true\n    startsecs: 0\n");
+    d.wait_state("cat", "RUNNING", SOON);
+    let pid = d.proc_pid("cat");
+    let run = d.ctl(&["fg", "cat"]); // stdin /dev/null
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("cat runs on a terminal (pty: true) and stdin is not one"), "{run:?}");
+    assert!(run.stdout.is_empty(), "nothing is written to a non-terminal: {run:?}");
+    assert_eq!((d.state("cat").as_str(), d.proc_pid("cat")), ("RUNNING", pid));
+}
+
+#[test]
+fn a_hint_names_the_detach_keys_before_the_repaint_and_q_hides_it() {
+    let d = Daemon::start("programs:\n  cat:\n    command: cat\n    pty: true\n    startsecs: 0\n");
+    d.wait_state("cat", "RUNNING", SOON);
+    for (extra, hint, detach) in [
+        (&[][..], "attached to cat; detach with Ctrl-]\r\n", &b"\x1d"[..]),
+        (&["--detach-keys", "ctrl-p,ctrl-q"][..], "attached to cat; detach with Ctrl-P Ctrl-Q\r\n", &b"\x10\x11"[..]),
+    ] {
+        let mut s = fg(&d, "cat", extra);
+        s.expect("\x1b[2J");
+        let at = s.seen.find(hint).unwrap_or_else(|| panic!("no hint {hint:?}: {:?}", s.seen));
+        assert!(at < s.seen.find("\x1b[2J").unwrap(), "the hint comes before the repaint: {:?}", s.seen);
+        s.send(detach);
+        assert!(s.wait().success());
+    }
+    let mut s = fg(&d, "cat", &["-q"]);
+    s.expect("\x1b[2J");
+    s.send(b"\x1d");
+    assert!(s.wait().success());
+    assert!(!s.seen.contains("attached to"), "-q hides the hint: {:?}", s.seen);
+    s.expect("[detached from cat]");
+}
+
+#[test]
+fn ctrl_bracket_detaches_from_a_pipe_program_at_once() {
+    let d = Daemon::start(
+        "programs:\n  echo:\n    command: /bin/sh -c 'while read l; do echo \"echo:$l\"; done'\n    startsecs: 0\n",
+    );
+    d.wait_state("echo", "RUNNING", SOON);
+    let mut s = fg(&d, "echo", &[]);
+    s.expect("attached to echo; detach with Ctrl-]");
+    s.send(b"abc\r");
+    s.expect("echo:abc");
+    s.send(b"\x1d"); // no Enter
+    assert!(s.wait().success());
+    s.expect("[detached from echo]");
+    assert_eq!(d.state("echo"), "RUNNING");
+}
+
+#[test]
+fn status_marks_the_processes_fg_can_attach_a_terminal_to() {
+    let d = Daemon::start(
+        "programs:\n  tty:\n    command: cat\n    pty: true\n    startsecs: 0\n  plain:\n    command: sleep 1000\n    startsecs: 0\n",
+    );
+    d.wait_state("tty", "RUNNING", SOON);
+    d.wait_state("plain", "RUNNING", SOON);
+    let (tty, plain) = (d.row("tty"), d.row("plain"));
+    assert_eq!((&tty["pty"], &plain["pty"]), (&serde_json::json!(true), &serde_json::json!(false)));
+    let desc = tty["description"].as_str().unwrap();
+    assert!(desc.starts_with(&format!("pid {}, uptime 0:00:", tty["pid"])) && desc.ends_with(" (pty)"), "{desc}");
+    assert!(!plain["description"].as_str().unwrap().contains("pty"), "{plain}");
+    let text = d.ctl(&["status"]).stdout;
+    let line = text.lines().find(|l| l.starts_with("tty ")).unwrap();
+    assert!(line.ends_with(" (pty)"), "{text:?}");
 }
 
 #[test]
@@ -204,4 +303,100 @@ fn escape_sequences_that_write_the_clipboard_set_the_title_or_query_never_reach_
         assert!(s.wait().success());
         assert_sanitized(&s.seen);
     }
+}
+
+/// What a full-screen program turns on (vim, htop, a TUI with the mouse): the alternate screen,
+/// mouse reporting (clicks, button motion, SGR encoding), focus events, application cursor keys
+/// and keypad, bracketed paste, a hidden cursor, a scroll region, origin mode, no autowrap, and
+/// bold red text, which it then leaves on. `printf` arguments for a shell script.
+const MODES_ON: &str = "\\033[?1049h\\033[?1000h\\033[?1002h\\033[?1006h\\033[?1004h\\033[?1h\\033=\\033[?2004h\\033[?25l\\033[5;20r\\033[?6h\\033[?7l\\033[1;31m";
+
+/// Replays what the client wrote to its terminal through a terminal model of the same size, on
+/// top of a shell prompt that was there before `fg`.
+fn replay(seen: &str) -> vt100::Parser {
+    let size = |n| std::num::NonZeroU16::new(n).unwrap();
+    let mut model = vt100::Parser::new(size(30), size(100), 0);
+    model.process(b"shell-prompt$ ");
+    model.process(seen.as_bytes());
+    model
+}
+
+/// Every mode of [`MODES_ON`] is off in what the client wrote, and the main screen is back with
+/// the prompt on it, not the program's screen.
+fn assert_every_mode_off(how: &str, seen: &str) {
+    let model = replay(seen);
+    let screen = model.screen();
+    let flags = (
+        screen.alternate_screen(),
+        screen.application_cursor(),
+        screen.application_keypad(),
+        screen.bracketed_paste(),
+        screen.hide_cursor(),
+        screen.mouse_protocol_mode(),
+        screen.mouse_protocol_encoding(),
+        screen.bold(),
+        screen.fgcolor(),
+    );
+    let off = (
+        false,
+        false,
+        false,
+        false,
+        false,
+        vt100::MouseProtocolMode::None,
+        vt100::MouseProtocolEncoding::Default,
+        false,
+        vt100::Color::Default,
+    );
+    assert_eq!(flags, off, "{how}: (alternate screen, cursor keys, keypad, paste, hidden cursor, mouse, mouse encoding, bold, colour) left on: {seen:?}");
+    let text = screen.contents();
+    assert!(text.starts_with("shell-prompt$ "), "{how}: the main screen is not shown: {text:?}");
+    assert!(!text.contains("ALT-SCREEN-TEXT"), "{how}: the program's screen stayed: {text:?}");
+    // What the model does not keep: the last word on each is the one that turns it off.
+    for (on, off) in
+        [("\x1b[?1004h", "\x1b[?1004l"), ("\x1b[5;20r", "\x1b[r"), ("\x1b[?6h", "\x1b[?6l"), ("\x1b[?7l", "\x1b[?7h")]
+    {
+        let (last_on, last_off) = (seen.rfind(on), seen.rfind(off));
+        assert!(last_on.is_some(), "{how}: the program's {on:?} never reached the terminal: {seen:?}");
+        assert!(last_off > last_on, "{how}: {on:?} is not undone by {off:?}: {seen:?}");
+    }
+}
+
+#[test]
+fn detach_exit_and_termination_turn_off_every_mode_the_program_turned_on() {
+    let sc = Scratch::new();
+    let script = sc.path("tui.sh");
+    std::fs::write(
+        &script,
+        format!("while read cmd; do\n  case $cmd in\n    go) printf '{MODES_ON}ALT-SCREEN-TEXT\\r\\n'; echo ready;;\n    quit) exit 0;;\n  esac\ndone\n"),
+    )
+    .unwrap();
+    let yaml = format!(
+        "programs:\n  tui:\n    command: /bin/sh {}\n    pty: true\n    startsecs: 0\n    autorestart: never\n",
+        script.display()
+    );
+    let d = Daemon::start_in(sc, &yaml);
+    d.wait_state("tui", "RUNNING", SOON);
+    for how in ["detach", "SIGTERM", "SIGHUP", "exit"] {
+        let mut s = fg(&d, "tui", &[]);
+        s.expect("\x1b[2J");
+        let m = s.mark();
+        s.send(b"go\r");
+        s.expect_after(m, "ready");
+        // While attached the client works on the alternate screen; the hint stays on the main one.
+        let during = replay(&s.seen);
+        assert!(during.screen().alternate_screen(), "{how}: not on the alternate screen: {:?}", s.seen);
+        let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
+        match how {
+            "detach" => s.send(b"\x1d"),
+            "SIGTERM" => nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap(),
+            "SIGHUP" => nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap(),
+            _ => s.send(b"quit\r"),
+        }
+        let status = s.wait();
+        assert_eq!(status.code(), Some(0), "{how}: {:?}", s.seen);
+        assert_every_mode_off(how, &s.seen);
+        assert_eq!(s.stty(&["-g"]), s.initial_stty, "{how}: termios");
+    }
+    assert!(d.log().contains("exited: 'tui' (exit status 0"), "{}", d.log());
 }
