@@ -29,8 +29,8 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("clear", "clear NAME…|all", "Empty the log files of processes (they keep running)."),
     (
         "fg",
-        "fg [--detach-keys KEYS] NAME",
-        "Attach this terminal to a program (raw mode on a pty program); Ctrl-] detaches and leaves it running.",
+        "fg [-q] [--detach-keys KEYS] NAME",
+        "Attach this terminal to a program (its full screen with pty: true, else its lines); Ctrl-] detaches and leaves it running (-q: no hint); if the program ends, exits with its status.",
     ),
     ("avail", "avail", "List the programs in the config file: in use, avail (not added yet) or removed."),
     ("reread", "reread", "Re-read the config file and show what changed, without applying it."),
@@ -88,12 +88,14 @@ pub enum Action {
     },
     /// `clear NAME…`.
     Clear(Vec<String>),
-    /// `fg [--detach-keys KEYS] NAME`.
+    /// `fg [-q] [--detach-keys KEYS] NAME`.
     Fg {
         /// The process.
         name: String,
         /// The detach sequence.
         keys: Vec<u8>,
+        /// `-q`: no hint at attach.
+        quiet: bool,
     },
     /// `avail`.
     Avail,
@@ -172,19 +174,22 @@ fn parse_fg(rest: &[String]) -> Result<Action, CtlError> {
     let bad = || CtlError::Usage(format!("usage: {}", usage("fg")));
     let mut keys = vec![0x1d];
     let mut name = None;
+    let mut quiet = false;
     let mut it = rest.iter();
     while let Some(w) = it.next() {
         if let Some(v) = w.strip_prefix("--detach-keys=") {
             keys = crate::fg::parse_detach_keys(v)?;
         } else if w == "--detach-keys" {
             keys = crate::fg::parse_detach_keys(it.next().ok_or_else(bad)?)?;
+        } else if w == "-q" || w == "--quiet" {
+            quiet = true;
         } else if name.is_none() && !w.starts_with('-') {
             name = Some(w.clone());
         } else {
             return Err(bad());
         }
     }
-    Ok(Action::Fg { name: name.ok_or_else(bad)?, keys })
+    Ok(Action::Fg { name: name.ok_or_else(bad)?, keys, quiet })
 }
 
 fn parse_tail(main: bool, rest: &[String]) -> Result<Action, CtlError> {
@@ -239,7 +244,7 @@ fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CtlError> {
 pub fn execute(socket: &std::path::Path, action: &Action) -> Result<Outcome, CtlError> {
     let client = Client::connect(socket)?;
     match action {
-        Action::Fg { name, keys } => crate::fg::run(client, name, keys),
+        Action::Fg { name, keys, quiet } => crate::fg::run(client, name, keys, *quiet),
         other => run(&mut { client }, other),
     }
 }
@@ -371,6 +376,10 @@ mod tests {
         assert!(matches!(parse(&words("stop")), Err(CtlError::Usage(_))));
         assert!(matches!(parse(&words("signal NOPE web")), Err(CtlError::Usage(_))));
         assert!(matches!(parse(&words("frobnicate")), Err(CtlError::Usage(_))));
+        assert_eq!(
+            parse(&words("fg -q --detach-keys ctrl-p,ctrl-q vim")).unwrap(),
+            Action::Fg { name: "vim".into(), keys: vec![0x10, 0x11], quiet: true }
+        );
         assert_eq!(
             parse(&words("signal HUP web")).unwrap(),
             Action::Signal { signal: "HUP".into(), names: words("web") }

@@ -11,6 +11,9 @@ pub enum Outcome {
     ActionFailed,
     /// Exit 3: `status` found a selected process not RUNNING.
     NotRunning,
+    /// The program `fg` was attached to ended: exit with its status, as a shell reports it (the
+    /// exit code, or 128 + the number of the signal that killed it).
+    Program(u8),
 }
 
 impl Outcome {
@@ -20,6 +23,7 @@ impl Outcome {
             Outcome::Ok => 0,
             Outcome::ActionFailed => 1,
             Outcome::NotRunning => 3,
+            Outcome::Program(status) => status,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod exit;
 pub mod fg;
+pub mod modes;
 pub mod render;
 pub mod sanitize;
 pub mod shell;
@@ -86,7 +87,7 @@ pub fn generate_docs(dir: &std::path::Path) -> std::io::Result<()> {
     for (_, usage, help) in actions::ACTIONS {
         actions.push_str(&format!("  {usage}\n      {help}\n\n"));
     }
-    actions.push_str("Exit status: 0 ok; 1 an action failed; 2 usage or config error; 3 status found a selected process not RUNNING; 4 the daemon cannot be reached or refused access.");
+    actions.push_str("Exit status: 0 ok; 1 an action failed; 2 usage or config error; 3 status found a selected process not RUNNING; 4 the daemon cannot be reached or refused access; fg: the program's status when it ends while attached.");
     let mut cmd = cli::Cli::command().after_long_help(actions);
     let man = dir.join("man");
     let comp = dir.join("completions");

@@ -28,6 +28,12 @@
 //! handled as if it came in one, and its state is bounded: at most [`MAX_SEQUENCE`] bytes of an
 //! escape or CSI sequence (or 4 of a UTF-8 character) are held until the sequence is complete.
 //! String sequences are never held: they are dropped as they stream, whatever their length.
+//!
+//! For `fg`, [`Sanitizer::with_modes`] also hands every escape and CSI sequence it lets through,
+//! and SO/SI, to a [`Modes`] tracker, which records the terminal modes they turn on and writes
+//! them (or, for the alternate screen, their replacement): one parser serves both.
+
+use crate::modes::Modes;
 
 /// Most bytes of an escape or CSI sequence held while deciding whether to pass it; a longer
 /// one is removed whole. Real sequences (SGR with 24-bit colours) stay well under it.
@@ -69,6 +75,8 @@ pub struct Sanitizer {
     state: State,
     /// The held bytes of the sequence or character in progress (at most [`MAX_SEQUENCE`]).
     held: Vec<u8>,
+    /// The mode tracker sequences that pass go through (`fg`), if any.
+    modes: Option<Modes>,
 }
 
 impl Default for Sanitizer {
@@ -80,7 +88,18 @@ impl Default for Sanitizer {
 impl Sanitizer {
     /// A filter at the start of a stream (in text).
     pub fn new() -> Self {
-        Sanitizer { state: State::Ground, held: Vec::with_capacity(16) }
+        Sanitizer { state: State::Ground, held: Vec::with_capacity(16), modes: None }
+    }
+
+    /// A filter that also tracks, through `modes`, the terminal modes the sequences it lets
+    /// through turn on (`fg`; see [`crate::modes`]).
+    pub fn with_modes(modes: Modes) -> Self {
+        Sanitizer { modes: Some(modes), ..Sanitizer::new() }
+    }
+
+    /// The mode tracker, when there is one: what the bytes returned so far turned on.
+    pub fn modes(&self) -> Option<&Modes> {
+        self.modes.as_ref()
     }
 
     /// Filters the next bytes of the stream: returns what may be written to the terminal now.
@@ -127,7 +146,7 @@ impl Sanitizer {
             State::Escape => match b {
                 CAN | SUB => self.abort(b, out),
                 ESC => self.start_escape(),
-                0x00..=0x1f => execute(b, out),
+                0x00..=0x1f => self.execute(b, out),
                 0x7f => {}
                 0x20..=0x2f if self.held.len() < 8 => self.held.push(b),
                 0x20..=0x2f => self.state = State::EscapeIgnore,
@@ -142,14 +161,10 @@ impl Sanitizer {
                             }
                             b']' | b'P' | b'X' | b'^' | b'_' => self.state = State::Str,
                             b'Z' => {} // DECID: the terminal would answer
-                            _ => {
-                                out.extend_from_slice(&self.held);
-                                out.push(b);
-                            }
+                            _ => self.pass(b, out),
                         }
                     } else {
-                        out.extend_from_slice(&self.held);
-                        out.push(b);
+                        self.pass(b, out);
                     }
                     self.held.clear();
                 }
@@ -158,14 +173,14 @@ impl Sanitizer {
             State::EscapeIgnore => match b {
                 CAN | SUB | 0x80..=0xff => self.abort(b, out),
                 ESC => self.start_escape(),
-                0x00..=0x1f => execute(b, out),
+                0x00..=0x1f => self.execute(b, out),
                 0x30..=0x7e => self.state = State::Ground,
                 _ => {}
             },
             State::Csi => match b {
                 CAN | SUB | 0x80..=0xff => self.abort(b, out),
                 ESC => self.start_escape(),
-                0x00..=0x1f => execute(b, out),
+                0x00..=0x1f => self.execute(b, out),
                 0x7f => {}
                 _ if self.held.len() >= MAX_SEQUENCE => {
                     self.held.clear();
@@ -184,8 +199,7 @@ impl Sanitizer {
                 0x20..=0x2f => self.held.push(b),
                 0x40..=0x7e => {
                     if !is_query(&self.held[2..], b) {
-                        out.extend_from_slice(&self.held);
-                        out.push(b);
+                        self.pass(b, out);
                     }
                     self.held.clear();
                     self.state = State::Ground;
@@ -194,7 +208,7 @@ impl Sanitizer {
             State::CsiIgnore => match b {
                 CAN | SUB | 0x80..=0xff => self.abort(b, out),
                 ESC => self.start_escape(),
-                0x00..=0x1f => execute(b, out),
+                0x00..=0x1f => self.execute(b, out),
                 0x40..=0x7e => self.state = State::Ground,
                 _ => {}
             },
@@ -226,7 +240,7 @@ impl Sanitizer {
     fn ground(&mut self, b: u8, out: &mut Vec<u8>) {
         match b {
             ESC => self.start_escape(),
-            0x00..=0x7f => execute(b, out),
+            0x00..=0x7f => self.execute(b, out),
             0x80..=0x9f => self.c1(b),
             0xc2..=0xdf => self.start_utf8(b, 1, 0x80, 0xbf),
             0xe0 => self.start_utf8(b, 2, 0xa0, 0xbf),
@@ -237,6 +251,30 @@ impl Sanitizer {
             0xf4 => self.start_utf8(b, 3, 0x80, 0x8f),
             // Never part of UTF-8 (Latin-1 text, stray continuations): not controls, they pass.
             0xa0..=0xc1 | 0xf5..=0xff => out.push(b),
+        }
+    }
+
+    /// The held escape or CSI sequence, ended by `last`, passes: to the terminal, through the
+    /// mode tracker when there is one.
+    fn pass(&mut self, last: u8, out: &mut Vec<u8>) {
+        match &mut self.modes {
+            Some(m) if self.held.get(1) == Some(&b'[') => m.csi(&self.held, last, out),
+            Some(m) => m.escape(&self.held, last, out),
+            None => {
+                out.extend_from_slice(&self.held);
+                out.push(last);
+            }
+        }
+    }
+
+    /// A C0 control or ASCII byte in text (or executed inside a sequence, as a terminal does):
+    /// passes, except ENQ, which asks the terminal for its answerback message.
+    fn execute(&mut self, b: u8, out: &mut Vec<u8>) {
+        if b != ENQ {
+            if let Some(m) = &mut self.modes {
+                m.control(b);
+            }
+            out.push(b);
         }
     }
 
@@ -267,14 +305,6 @@ impl Sanitizer {
         self.held.clear();
         self.state = State::Ground;
         self.ground(b, out);
-    }
-}
-
-/// A C0 control or ASCII byte in text (or executed inside a sequence, as a terminal does):
-/// passes, except ENQ, which asks the terminal for its answerback message.
-fn execute(b: u8, out: &mut Vec<u8>) {
-    if b != ENQ {
-        out.push(b);
     }
 }
 

