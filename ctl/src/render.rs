@@ -50,6 +50,7 @@ mod tests {
             uptime_s: 67,
             exitstatus: None,
             description: "pid 4242, uptime 0:01:07".into(),
+            pty: false,
         };
         assert_eq!(status(&[row]), "web:0                            RUNNING   pid 4242, uptime 0:01:07\n");
     }

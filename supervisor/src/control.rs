@@ -762,6 +762,9 @@ impl Supervisor {
             (ProcessState::Fatal | ProcessState::Backoff, _) => p.m.spawnerr.clone().unwrap_or_else(|| quick.into()),
             _ => String::new(),
         };
+        if p.program.pty && pid.is_some() {
+            description.push_str(" (pty)"); // differs from supervisorctl: fg can attach to it
+        }
         for f in p.logs.iter().filter_map(|l| l.failure()) {
             description.push_str(&format!(" (log: {f})"));
         }
@@ -777,6 +780,7 @@ impl Supervisor {
                 _ => None,
             },
             description: description.trim().to_owned(),
+            pty: p.program.pty,
         }
     }
 

@@ -97,8 +97,12 @@ pub struct ProcessInfo {
     pub uptime_s: u64,
     /// Last exit code, or null (never exited, or killed by a signal).
     pub exitstatus: Option<i32>,
-    /// The text column of `status`: `pid 4242, uptime 0:01:07`.
+    /// The text column of `status`: `pid 4242, uptime 0:01:07`, and ` (pty)` after it while a
+    /// program with a terminal runs (`fg` gives its full screen).
     pub description: String,
+    /// The program runs on a terminal (`pty: true`): `fg` attaches to its screen.
+    #[serde(default)]
+    pub pty: bool,
 }
 
 /// The outcome for one process of `start`, `stop`, `restart` or `signal`.
