@@ -487,8 +487,11 @@ impl Supervisor {
         match ev {
             SpawnEvent::Spawned { token, spawn_id, pid, fds: set } => {
                 let Some(slot) = self.registry.take_token(token) else {
-                    self.log.error(&format!("spawner answered unknown spawn token {token}"));
-                    return;
+                    // A process nobody supervises must not live: end it (its exit is ignored).
+                    self.log.error(&format!("spawner answered unknown spawn token {token}; killing pid {pid}"));
+                    let kill =
+                        Request::Signal { spawn_id, signal: Signal::SIGKILL as i32, purpose: SignalPurpose::Kill };
+                    return self.send(&kill);
                 };
                 self.registry.bind_spawn(slot, spawn_id);
                 let mut it = fds.into_iter();
@@ -744,6 +747,6 @@ impl Supervisor {
         self.shutting_down = true;
         self.notify(Notify { stopping: true, status: Some("stopping every program".into()), ..Notify::default() });
         let all = self.registry.ordered().into_iter().map(|s| (s, false)).collect();
-        self.stop_job(all, crate::control::Then::Exit, None);
+        self.stop_job(all, crate::control::Then::Exit, None, None);
     }
 }
