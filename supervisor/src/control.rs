@@ -580,9 +580,8 @@ impl Supervisor {
             "update" => self.request_reload(ReloadKind::Update(req.names.clone()), Some((client, id))),
             "reload" => self.request_reload(ReloadKind::Reload, Some((client, id))),
             "shutdown" => {
-                self.reply(client, &Reply::ok(id, json!({ "message": "Shut down" })));
                 self.log.info(&format!("shutdown requested by control client {client}"));
-                self.begin_shutdown();
+                self.begin_shutdown(Some((client, id)));
             }
             "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
             "tail" | "maintail" => self.tail(client, &req, &targets),
@@ -903,7 +902,13 @@ impl Supervisor {
                             }
                             self.start_job_with(&mut targets, reply_to, results);
                         }
-                        Then::Exit => self.exit_code = Some(0),
+                        Then::Exit => {
+                            // Answered once every program has stopped (DESIGN §7).
+                            for (client, id) in std::mem::take(&mut self.shutdown_waiters) {
+                                self.reply(client, &Reply::ok(id, json!({ "message": "Shut down" })));
+                            }
+                            self.exit_code = Some(0);
+                        }
                         Then::Forget(slots) => {
                             for slot in slots {
                                 self.end_followers(

@@ -111,6 +111,8 @@ pub struct Supervisor {
     /// A state or the set of processes changed since STATUS was last computed.
     pub(crate) status_dirty: bool,
     pub(crate) shutting_down: bool,
+    /// `shutdown` requests to answer once every program has stopped.
+    pub(crate) shutdown_waiters: Vec<(u32, u64)>,
     pub(crate) exit_code: Option<u8>,
     pipes: HashMap<usize, (usize, Stream)>,
     buf: Vec<u8>,
@@ -243,6 +245,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         jobs_dirty: false,
         status_dirty: false,
         shutting_down: false,
+        shutdown_waiters: Vec::new(),
         exit_code: None,
         pipes: HashMap::new(),
         buf: vec![0; READ_SIZE],
@@ -595,7 +598,7 @@ impl Supervisor {
         match Signal::try_from(signal) {
             Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
                 self.log.info(&format!("received {} indicating exit request", signal_name(signal)));
-                self.begin_shutdown();
+                self.begin_shutdown(None);
             }
             Ok(Signal::SIGUSR2) => {
                 self.log.info("received SIGUSR2 indicating log reopen request");
@@ -739,8 +742,10 @@ impl Supervisor {
         }
     }
 
-    /// Stops everything in priority order, then exits (TERM/INT/QUIT, `shutdown`).
-    pub(crate) fn begin_shutdown(&mut self) {
+    /// Stops everything in priority order, then exits (TERM/INT/QUIT, `shutdown`); a `shutdown`
+    /// client (`reply_to`) is answered once every program has stopped.
+    pub(crate) fn begin_shutdown(&mut self, reply_to: Option<(u32, u64)>) {
+        self.shutdown_waiters.extend(reply_to);
         if self.shutting_down {
             return;
         }
