@@ -78,20 +78,25 @@ fn capabilities_are_granted_to_the_programs_that_name_them_and_no_other() {
     let s = Scratch::new();
     let probe = s.probe(&probe());
     let (with, without) = (s.path("with.out"), s.path("without.out"));
+    // A privileged port nothing listens on now (a web server may hold 80).
+    let port = (600..1024)
+        .rev()
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024");
     let yaml = format!(
-        "programs:\n  with:\n    command: {p} bind 127.0.0.1:80\n    user: nobody\n    capabilities: [CAP_NET_BIND_SERVICE]\n    startsecs: 0\n    autorestart: never\n    stdout_logfile: {w}\n  \
-         without:\n    command: {p} bind 127.0.0.2:80\n    user: nobody\n    startsecs: 0\n    autorestart: never\n    startretries: 0\n    stdout_logfile: {wo}\n",
+        "programs:\n  with:\n    command: {p} bind 127.0.0.1:{port}\n    user: nobody\n    capabilities: [CAP_NET_BIND_SERVICE]\n    startsecs: 0\n    autorestart: never\n    stdout_logfile: {w}\n  \
+         without:\n    command: {p} bind 127.0.0.2:{port}\n    user: nobody\n    startsecs: 0\n    autorestart: never\n    startretries: 0\n    stdout_logfile: {wo}\n",
         p = probe.display(),
         w = with.display(),
         wo = without.display()
     );
     let d = Daemon::start_in(s, &yaml);
-    wait_until("the capable program bound port 80", SOON, || {
-        std::fs::read_to_string(&with).unwrap_or_default().contains("bound 127.0.0.1:80")
+    let said = |f: &std::path::Path| std::fs::read_to_string(f).unwrap_or_default();
+    wait_until(&format!("the capable program bound port {port}"), SOON, || {
+        assert!(!said(&with).contains("cannot bind"), "{}", said(&with));
+        said(&with).contains(&format!("bound 127.0.0.1:{port}"))
     });
-    wait_until("the other refused", SOON, || {
-        std::fs::read_to_string(&without).unwrap_or_default().contains("cannot bind 127.0.0.2:80")
-    });
+    wait_until("the other refused", SOON, || said(&without).contains(&format!("cannot bind 127.0.0.2:{port}")));
     assert!(std::fs::read_to_string(&without).unwrap().contains("Permission denied"));
     let pid = d.proc_pid("with").unwrap();
     assert_eq!(proc_status_field(pid, "Uid:").as_deref(), Some("65534"));
