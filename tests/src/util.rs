@@ -39,12 +39,21 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Says that the current test skips (part of) its work and why: `skipped: REASON`, written to
+/// stderr past the test harness's capture, so it shows in the test run's output and a skip never
+/// looks like a pass.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let name = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "{name}: skipped: {reason}");
+}
+
 /// Skips the current test with a printed reason unless running as root.
 #[macro_export]
 macro_rules! require_root {
     () => {
         if !$crate::is_root() {
-            eprintln!("skipped: this test needs root (it switches users)");
+            $crate::skip("this test needs root (it switches users)");
             return;
         }
     };

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 fn make_install_puts_every_file_in_place_and_systemd_and_man_accept_them() {
     for tool in ["make", "man", "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles"] {
         if !have(tool) {
-            eprintln!("skipped: {tool} is not installed (.ci/run installs it)");
+            tests::skip(&format!("{tool} is not installed (.ci/run installs it)"));
             return;
         }
     }
@@ -97,7 +97,7 @@ fn make_install_puts_every_file_in_place_and_systemd_and_man_accept_them() {
         );
     }
     if !is_root() {
-        eprintln!("skipped the tmpfiles step: creating a taskmaster-owned directory needs root");
+        tests::skip("the tmpfiles step: creating a taskmaster-owned directory needs root");
         return;
     }
     // In the stage: the user sysusers makes, then the log directory tmpfiles makes for it.

@@ -108,7 +108,7 @@ fn capabilities_are_granted_to_the_programs_that_name_them_and_no_other() {
 fn without_a_taskmaster_user_the_supervisor_gets_a_dynamic_uid_of_its_own_and_keeps_it() {
     require_root!();
     if matches!(nix::unistd::User::from_name("taskmaster"), Ok(Some(_))) {
-        eprintln!("skipped: this machine has a `taskmaster` user, which the supervisor then runs as");
+        tests::skip("this machine has a `taskmaster` user, which the supervisor then runs as");
         return;
     }
     let yaml = "programs:\n  p:\n    command: /bin/sh -c 'echo hello-dynamic; exec sleep 1000'\n    startsecs: 0\n";
@@ -159,7 +159,7 @@ fn server_user_nobody_is_refused() {
 fn a_program_running_as_the_supervisors_user_is_refused_at_start_and_at_update() {
     require_root!();
     if !std::process::Command::new("sh").args(["-c", "command -v useradd"]).status().is_ok_and(|s| s.success()) {
-        eprintln!("skipped: useradd is not installed");
+        tests::skip("useradd is not installed");
         return;
     }
     tests::ensure_user("tmt_super");
@@ -288,7 +288,7 @@ fn the_main_log_says_what_confinement_is_in_force() {
 #[test]
 fn under_landlock_a_reload_logs_in_known_directories_and_explains_a_new_one() {
     if tests::landlock_abi() == 0 {
-        eprintln!("skipped: the kernel has no Landlock");
+        tests::skip("the kernel has no Landlock");
         return;
     }
     let s = Scratch::new();
