@@ -1,6 +1,6 @@
 //! Turns a `Program` instance into everything its child needs, built before fork: the resolved
-//! executable, argv and envp, ids and groups, umask, directory and stdio fds. Nothing here runs
-//! in the child.
+//! executable, argv and envp, ids and groups, umask, directory and stdio fds (the child's ends
+//! given to the program's user). Nothing here runs in the child.
 
 use crate::sys::ExecVectors;
 use common::config::{Config, Program, Stream};
@@ -193,6 +193,21 @@ fn output_pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
     Ok((r, w))
 }
 
+/// Gives a pipe end (or a PTY slave) of the child to the program's user, as a shell's pipes and
+/// a login's terminal are its own: the kernel checks the pipe's owner and its 0600 mode when
+/// the program reopens `/dev/stdout` (`/proc/self/fd/1`), as nginx's `access_log /dev/stdout`
+/// does. A pipe's two ends are one inode, so the supervisor's end changes owner with it; both
+/// belong to processes that already hold them open. `group` `None` keeps the group (a PTY
+/// slave's is the `tty` group).
+fn give_to_user(fd: &OwnedFd, owner: Option<(Uid, Option<Gid>)>) -> Result<(), PrepareError> {
+    match owner {
+        Some((uid, gid)) => {
+            nix::unistd::fchown(fd, Some(uid), gid).map_err(|errno| PrepareError::Sys { step: "fchown", errno })
+        }
+        None => Ok(()),
+    }
+}
+
 fn dev_null(flags: OFlag) -> Result<OwnedFd, PrepareError> {
     nix::fcntl::open("/dev/null", flags | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|errno| PrepareError::Sys { step: "open /dev/null", errno })
@@ -229,13 +244,18 @@ pub fn prepare(
     let directory = p.directory.as_ref().map(|d| cstring("directory", d.as_os_str().as_bytes())).transpose()?;
 
     let ambient_caps = capability_mask(&p.capabilities);
+    // Only when switching to another user (as root): otherwise the pipes are already the
+    // program's user's, the spawner's own.
+    let owner = ident.as_ref().map(|i| (i.uid, Some(i.gid)));
     if p.pty {
         return prepare_pty(exec, ident, p, directory, ambient_caps);
     }
     let (stdin_r, stdin_w) = pipe()?;
+    give_to_user(&stdin_r, owner)?;
     let logged = |s: Stream| p.log_file(s, instance, &config.server.childlogdir).is_some();
     let (stdout_child, stdout_parent) = if logged(Stream::Stdout) {
         let (r, w) = output_pipe()?;
+        give_to_user(&w, owner)?;
         (w, Some(r))
     } else {
         (dev_null(OFlag::O_WRONLY)?, None)
@@ -248,6 +268,7 @@ pub fn prepare(
         (dup, None)
     } else if logged(Stream::Stderr) {
         let (r, w) = output_pipe()?;
+        give_to_user(&w, owner)?;
         (w, Some(r))
     } else {
         (dev_null(OFlag::O_WRONLY)?, None)
@@ -297,6 +318,8 @@ fn prepare_pty(
     // openpty's fds are not close-on-exec: the master must not leak into the child.
     nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
         .map_err(|errno| PrepareError::Sys { step: "fcntl", errno })?;
+    // The terminal is the program's user's, as login(1) and sshd make it; its group stays.
+    give_to_user(&pty.slave, identity.as_ref().map(|i| (i.uid, None)))?;
     let slave1 = pty.slave.try_clone().map_err(sys("dup"))?;
     let slave2 = pty.slave.try_clone().map_err(sys("dup"))?;
     let prepared = Prepared {
