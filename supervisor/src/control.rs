@@ -754,13 +754,14 @@ impl Supervisor {
         let pid = p.m.pid.filter(|_| alive);
         let uptime_s =
             p.m.started_at.filter(|_| alive).map_or(0, |t| Instant::now().saturating_duration_since(t).as_secs());
-        let quick = "Exited too quickly (process log may have details)";
         let mut description = match (p.m.state, pid) {
             (ProcessState::Running, Some(pid)) => format!("pid {pid}, uptime {}", format_uptime(uptime_s)),
             (ProcessState::Starting | ProcessState::Stopping, Some(pid)) => format!("pid {pid}"),
             (ProcessState::Stopped, _) if !p.m.ever_started => "Not started".into(),
             (ProcessState::Stopped | ProcessState::Exited, _) => format_date(p.changed_at),
-            (ProcessState::Fatal | ProcessState::Backoff, _) => p.m.spawnerr.clone().unwrap_or_else(|| quick.into()),
+            (ProcessState::Fatal | ProcessState::Backoff, _) => {
+                p.m.spawnerr.clone().unwrap_or_else(|| p.quick_exit_description())
+            }
             _ => String::new(),
         };
         for f in p.logs.iter().filter_map(|l| l.failure()) {

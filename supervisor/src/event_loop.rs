@@ -390,6 +390,7 @@ impl Supervisor {
         }
         let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
         let bytes = &self.buf[..n];
+        proc.note_output(stream, bytes);
         if let Some(pty) = &mut proc.pty {
             pty.record(bytes);
         }

@@ -149,7 +149,8 @@ impl Daemon {
     }
 
     /// As [`Daemon::start_full`], with environment variables for taskmasterd
-    /// (`JOURNAL_STREAM=auto` becomes the `DEVICE:INODE` of its stderr file, as systemd sets it).
+    /// (`JOURNAL_STREAM=auto` becomes the `DEVICE:INODE` of its stderr file, as systemd sets it;
+    /// a leading `("-i", "")` pair starts it with only `PATH` and the variables given, as `env -i`).
     pub fn start_env(scratch: Scratch, server_extra: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
         Self::launch(scratch, server_extra, "", yaml, env)
     }
@@ -181,6 +182,7 @@ impl Daemon {
         for (k, v) in env {
             match (*k, *v) {
                 ("JOURNAL_STREAM", "auto") => cmd.env(k, format!("{}:{}", meta.dev(), meta.ino())),
+                ("-i", _) => cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()),
                 _ => cmd.env(k, v),
             };
         }

@@ -337,3 +337,24 @@ fn under_landlock_a_reload_logs_in_known_directories_and_explains_a_new_one() {
     d.wait_log(&why, SOON);
     d.wait_state("far", "RUNNING", SOON);
 }
+
+#[test]
+fn a_program_running_as_nobody_writes_through_dev_stdout_and_dev_stderr_into_its_logs() {
+    require_root!();
+    let d = Daemon::start(
+        "programs:\n  p:\n    command: sh -c 'echo via-dev-stdout > /dev/stdout; echo via-dev-stderr > /dev/stderr; exec sleep 1000'\n    user: nobody\n    startsecs: 0\n  t:\n    command: sh -c 'echo via-dev-tty-stdout > /dev/stdout; exec sleep 1000'\n    user: nobody\n    pty: true\n    startsecs: 0\n",
+    );
+    let expected: [(&[&str], &str); 3] = [
+        (&["tail", "p"], "via-dev-stdout\n"),
+        (&["tail", "p", "stderr"], "via-dev-stderr\n"),
+        (&["tail", "t"], "via-dev-tty-stdout\r\n"),
+    ];
+    for (args, want) in expected {
+        wait_until(&format!("{want:?} from `{}`", args.join(" ")), SOON, || d.ctl(args).stdout == want);
+    }
+    // Both ran as nobody all along.
+    for n in ["p", "t"] {
+        d.wait_state(n, "RUNNING", SOON);
+        assert_eq!(proc_status_field(d.proc_pid(n).unwrap(), "Uid:").as_deref(), Some("65534"), "{n}");
+    }
+}
