@@ -39,6 +39,19 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether the daemon at `sock` answers a request: the spawner binds the socket before the
+/// supervisor starts, so a connection alone does not mean that it serves (and is confined).
+fn answers(sock: &Path) -> bool {
+    use std::io::{BufRead, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    if s.write_all(b"{\"id\": 0, \"action\": \"version\"}\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).is_ok_and(|n| n > 0)
+}
+
 /// Says that the current test skips (part of) its work and why: `skipped: REASON`, written to
 /// stderr past the test harness's capture, so it shows in the test run's output and a skip never
 /// looks like a pass.
@@ -216,7 +229,7 @@ impl Daemon {
         let sock = d.socket.clone();
         let started = Instant::now();
         loop {
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+            if answers(&sock) {
                 break;
             }
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
