@@ -82,7 +82,7 @@ class Taskmaster:
     name = "taskmaster"
 
     def __init__(self):
-        sh(["cargo", "build", "--release", "--quiet", "--bin", "taskmasterd", "--bin", "taskmasterctl"], cwd=ROOT)
+        sh(["cargo", "build", "--release", "--bin", "taskmasterd", "--bin", "taskmasterctl"], cwd=ROOT)
         self.bin = ROOT / "target" / "release"
 
     def start(self, d, programs):

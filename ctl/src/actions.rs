@@ -19,7 +19,7 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("stop", "stop NAME…|all", "Stop processes, highest priority number first; waits until they have exited."),
     ("restart", "restart NAME…|all", "Stop, then start processes."),
     ("signal", "signal SIG NAME…|all", "Send a signal (TERM, HUP, USR1, 9 …) to running processes."),
-    ("pid", "pid [NAME…|all]", "Print the daemon's pid, or the pids of the named processes."),
+    ("pid", "pid [NAME…|all]", "Print the daemon's pid, or the named processes' pids, one a line (0: not running)."),
     (
         "tail",
         "tail [-f] [-BYTES] NAME [stdout|stderr]",
@@ -276,14 +276,11 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
                 crate::outln!("{}", data.get("pid").cloned().unwrap_or(Value::Null));
                 return Ok(Outcome::Ok);
             }
+            // As supervisorctl 4's `pid`: one pid a line, in `status` order, 0 for a process
+            // with none.
             let rows: Vec<Value> = decode(data)?;
             for r in &rows {
-                let pid = r.get("pid").and_then(Value::as_i64).unwrap_or(0);
-                if rows.len() == 1 {
-                    crate::outln!("{pid}");
-                } else {
-                    crate::outln!("{} {pid}", r.get("name").and_then(Value::as_str).unwrap_or(""));
-                }
+                crate::outln!("{}", r.get("pid").and_then(Value::as_i64).unwrap_or(0));
             }
             Ok(Outcome::Ok)
         }

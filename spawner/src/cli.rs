@@ -3,7 +3,7 @@
 use crate::link::{signal_fd, Spawner};
 use crate::{paths, privdrop, setup, sys};
 use clap::Parser;
-use common::config::{self, Config};
+use common::config::{self, AutoRestart, Config};
 use common::proto::spawn::Link;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::os::fd::OwnedFd;
@@ -62,22 +62,39 @@ pub fn generate_docs(mut cmd: clap::Command, name: &str, section: &str, dir: &st
     Ok(())
 }
 
+/// `-t`'s report: one line per program, then the file and the count. Values are spelled as the
+/// config spells them (`autorestart unexpected`) and the command is quoted as a shell would
+/// (`redis-server --save ''`), so that what is printed can be pasted back.
 fn summary(c: &Config) -> String {
     let mut out = String::new();
     for p in &c.programs {
         let procs = if p.numprocs == 1 { "1 process".to_owned() } else { format!("{} processes", p.numprocs) };
         let user = p.user.as_deref().map(|u| format!(", user {u}")).unwrap_or_default();
+        let autorestart = match p.autorestart {
+            AutoRestart::Always => "always",
+            AutoRestart::Never => "never",
+            AutoRestart::Unexpected => "unexpected",
+        };
         out.push_str(&format!(
-            "{}: {procs}, priority {}, {}, autorestart {:?}{user}: {}\n",
+            "{}: {procs}, priority {}, {}, autorestart {autorestart}{user}: {}\n",
             p.name,
             p.priority,
             if p.autostart { "autostart" } else { "manual start" },
-            p.autorestart,
-            p.command.join(" ")
+            shell_words(&p.command)
         ));
     }
     out.push_str(&format!("{}: OK, {} program(s)\n", c.file.display(), c.programs.len()));
     out
+}
+
+/// `words` joined and quoted as a POSIX shell would read them back (shlex's quoting); a word
+/// holding a NUL byte, which no shell can quote, is shown as `\0`.
+fn shell_words(words: &[String]) -> String {
+    let quoted = words.iter().map(|w| match shlex::try_quote(w) {
+        Ok(q) => q.into_owned(),
+        Err(_) => shlex::try_quote(&w.replace('\0', "\\0")).map_or_else(|_| w.clone(), |q| q.into_owned()),
+    });
+    quoted.collect::<Vec<_>>().join(" ")
 }
 
 /// Runs taskmasterd; returns its exit code (0 ok, 1 runtime failure, 2 usage or config error).

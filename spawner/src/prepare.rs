@@ -1,6 +1,6 @@
 //! Turns a `Program` instance into everything its child needs, built before fork: the resolved
-//! executable, argv and envp, ids and groups, umask, directory and stdio fds. Nothing here runs
-//! in the child.
+//! executable, argv and envp, ids and groups, umask, directory and stdio fds (the child's ends
+//! given to the program's user). Nothing here runs in the child.
 
 use crate::sys::ExecVectors;
 use common::config::{Config, Program, Stream};
@@ -131,9 +131,15 @@ pub fn identity(name: &str) -> Result<(Identity, User), PrepareError> {
     Ok((Identity { uid: user.uid, gid: user.gid, groups }, user))
 }
 
+/// `TERM` of a PTY program whose environment has none, or an empty one (DESIGN §5): the
+/// terminal model `fg` relays through understands what xterm-256color describes, and every
+/// terminfo database has it. A configured `environment: {TERM: …}` wins.
+pub const DEFAULT_TERM: &str = "xterm-256color";
+
 /// The environment of one instance: the daemon's, then `server.environment`, then the target
 /// user's `HOME`/`USER`/`LOGNAME` when switching user (differs from supervisord, which keeps the
-/// daemon's), then the program's, then the `TASKMASTER_*` variables (DESIGN §3).
+/// daemon's), then the program's, then [`DEFAULT_TERM`] for a PTY program left without a
+/// `TERM`, then the `TASKMASTER_*` variables (DESIGN §3).
 pub fn environment(
     config: &Config,
     p: &Program,
@@ -141,27 +147,34 @@ pub fn environment(
     base: &[(String, String)],
     user: Option<&User>,
 ) -> Vec<(String, String)> {
+    fn set(env: &mut Vec<(String, String)>, k: &str, v: String) {
+        match env.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k.to_owned(), v)),
+        }
+    }
     let mut env: Vec<(String, String)> = base.to_vec();
-    let mut set = |k: &str, v: String| match env.iter_mut().find(|(key, _)| key == k) {
-        Some(slot) => slot.1 = v,
-        None => env.push((k.to_owned(), v)),
-    };
     for (k, v) in &config.server.environment {
-        set(k, v.clone());
+        set(&mut env, k, v.clone());
     }
     if let Some(u) = user {
-        set("HOME", u.dir.to_string_lossy().into_owned());
-        set("USER", u.name.clone());
-        set("LOGNAME", u.name.clone());
+        set(&mut env, "HOME", u.dir.to_string_lossy().into_owned());
+        set(&mut env, "USER", u.name.clone());
+        set(&mut env, "LOGNAME", u.name.clone());
     }
     for (k, v) in &p.environment {
-        set(k, v.clone());
+        set(&mut env, k, v.clone());
     }
-    set("TASKMASTER_ENABLED", "1".into());
-    set("TASKMASTER_PROGRAM", p.name.clone());
-    set("TASKMASTER_PROCESS_NAME", p.process_name(instance).to_string());
-    set("TASKMASTER_INSTANCE", instance.to_string());
-    set("TASKMASTER_SERVER_URL", format!("unix://{}", config.socket.path.display()));
+    // Under systemd (or `env -i`) taskmasterd has no TERM, and curses programs then refuse to
+    // start ("Error opening terminal: unknown").
+    if p.pty && !env.iter().any(|(k, v)| k == "TERM" && !v.is_empty()) {
+        set(&mut env, "TERM", DEFAULT_TERM.into());
+    }
+    set(&mut env, "TASKMASTER_ENABLED", "1".into());
+    set(&mut env, "TASKMASTER_PROGRAM", p.name.clone());
+    set(&mut env, "TASKMASTER_PROCESS_NAME", p.process_name(instance).to_string());
+    set(&mut env, "TASKMASTER_INSTANCE", instance.to_string());
+    set(&mut env, "TASKMASTER_SERVER_URL", format!("unix://{}", config.socket.path.display()));
     env
 }
 
@@ -178,6 +191,21 @@ fn output_pipe() -> Result<(OwnedFd, OwnedFd), PrepareError> {
     let (r, w) = pipe()?;
     let _ = nix::fcntl::fcntl(&r, nix::fcntl::FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_BYTES));
     Ok((r, w))
+}
+
+/// Gives a pipe end (or a PTY slave) of the child to the program's user, as a shell's pipes and
+/// a login's terminal are its own: the kernel checks the pipe's owner and its 0600 mode when
+/// the program reopens `/dev/stdout` (`/proc/self/fd/1`), as nginx's `access_log /dev/stdout`
+/// does. A pipe's two ends are one inode, so the supervisor's end changes owner with it; both
+/// belong to processes that already hold them open. `group` `None` keeps the group (a PTY
+/// slave's is the `tty` group).
+fn give_to_user(fd: &OwnedFd, owner: Option<(Uid, Option<Gid>)>) -> Result<(), PrepareError> {
+    match owner {
+        Some((uid, gid)) => {
+            nix::unistd::fchown(fd, Some(uid), gid).map_err(|errno| PrepareError::Sys { step: "fchown", errno })
+        }
+        None => Ok(()),
+    }
 }
 
 fn dev_null(flags: OFlag) -> Result<OwnedFd, PrepareError> {
@@ -216,13 +244,18 @@ pub fn prepare(
     let directory = p.directory.as_ref().map(|d| cstring("directory", d.as_os_str().as_bytes())).transpose()?;
 
     let ambient_caps = capability_mask(&p.capabilities);
+    // Only when switching to another user (as root): otherwise the pipes are already the
+    // program's user's, the spawner's own.
+    let owner = ident.as_ref().map(|i| (i.uid, Some(i.gid)));
     if p.pty {
         return prepare_pty(exec, ident, p, directory, ambient_caps);
     }
     let (stdin_r, stdin_w) = pipe()?;
+    give_to_user(&stdin_r, owner)?;
     let logged = |s: Stream| p.log_file(s, instance, &config.server.childlogdir).is_some();
     let (stdout_child, stdout_parent) = if logged(Stream::Stdout) {
         let (r, w) = output_pipe()?;
+        give_to_user(&w, owner)?;
         (w, Some(r))
     } else {
         (dev_null(OFlag::O_WRONLY)?, None)
@@ -235,6 +268,7 @@ pub fn prepare(
         (dup, None)
     } else if logged(Stream::Stderr) {
         let (r, w) = output_pipe()?;
+        give_to_user(&w, owner)?;
         (w, Some(r))
     } else {
         (dev_null(OFlag::O_WRONLY)?, None)
@@ -284,6 +318,8 @@ fn prepare_pty(
     // openpty's fds are not close-on-exec: the master must not leak into the child.
     nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
         .map_err(|errno| PrepareError::Sys { step: "fcntl", errno })?;
+    // The terminal is the program's user's, as login(1) and sshd make it; its group stays.
+    give_to_user(&pty.slave, identity.as_ref().map(|i| (i.uid, None)))?;
     let slave1 = pty.slave.try_clone().map_err(sys("dup"))?;
     let slave2 = pty.slave.try_clone().map_err(sys("dup"))?;
     let prepared = Prepared {
@@ -303,6 +339,35 @@ fn prepare_pty(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(programs: &str) -> Config {
+        let ctx = common::config::validate::Context {
+            is_root: false,
+            current_user: None,
+            check_users: false,
+            trusted_uid: None,
+        };
+        common::config::load::load_str(Path::new("/tmp/taskmaster.yaml"), programs, &ctx).unwrap()
+    }
+
+    fn term_of(yaml: &str, base: &[(&str, &str)]) -> Option<String> {
+        let c = config(yaml);
+        let base: Vec<(String, String)> = base.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let env = environment(&c, &c.programs[0], 0, &base, None);
+        env.into_iter().find(|(k, _)| k == "TERM").map(|(_, v)| v)
+    }
+
+    #[test]
+    fn a_pty_program_without_a_term_gets_xterm_256color_and_a_configured_one_wins() {
+        let pty = "programs:\n  p:\n    command: vim\n    pty: true\n";
+        assert_eq!(term_of(pty, &[]).as_deref(), Some("xterm-256color"));
+        assert_eq!(term_of(pty, &[("TERM", "")]).as_deref(), Some("xterm-256color"));
+        assert_eq!(term_of(pty, &[("TERM", "linux")]).as_deref(), Some("linux"), "the daemon's own TERM is kept");
+        let configured = "programs:\n  p:\n    command: vim\n    pty: true\n    environment: {TERM: screen-256color}\n";
+        assert_eq!(term_of(configured, &[("TERM", "linux")]).as_deref(), Some("screen-256color"));
+        let pipe = "programs:\n  p:\n    command: cat\n";
+        assert_eq!(term_of(pipe, &[]), None, "a program without a PTY gets no TERM of ours");
+    }
 
     #[test]
     fn commands_are_found_in_path_as_execvp_would() {

@@ -131,6 +131,8 @@ pub enum Job {
         results: Vec<ActionResult>,
         /// What follows.
         then: Then,
+        /// The re-read being applied that this stop is part of.
+        reload: Option<u64>,
     },
     /// Waiting for started processes to leave STARTING.
     Start {
@@ -556,10 +558,10 @@ impl Supervisor {
                 self.reply(client, &Reply::ok(id, json!(infos)));
             }
             "start" => self.start_job(targets, Some((client, id))),
-            "stop" => self.stop_job(targets, Then::Reply, Some((client, id))),
+            "stop" => self.stop_job(targets, Then::Reply, Some((client, id)), None),
             "restart" => {
                 let again = targets.clone();
-                self.stop_job(targets, Then::Start(again), Some((client, id)));
+                self.stop_job(targets, Then::Start(again), Some((client, id)), None);
             }
             "signal" => self.signal(client, id, &req, &targets),
             "pid" if req.names.is_empty() => self.reply(client, &Reply::ok(id, json!({ "pid": self.spawner_pid }))),
@@ -578,9 +580,8 @@ impl Supervisor {
             "update" => self.request_reload(ReloadKind::Update(req.names.clone()), Some((client, id))),
             "reload" => self.request_reload(ReloadKind::Reload, Some((client, id))),
             "shutdown" => {
-                self.reply(client, &Reply::ok(id, json!({ "message": "Shut down" })));
                 self.log.info(&format!("shutdown requested by control client {client}"));
-                self.begin_shutdown();
+                self.begin_shutdown(Some((client, id)));
             }
             "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
             "tail" | "maintail" => self.tail(client, &req, &targets),
@@ -753,13 +754,14 @@ impl Supervisor {
         let pid = p.m.pid.filter(|_| alive);
         let uptime_s =
             p.m.started_at.filter(|_| alive).map_or(0, |t| Instant::now().saturating_duration_since(t).as_secs());
-        let quick = "Exited too quickly (process log may have details)";
         let mut description = match (p.m.state, pid) {
             (ProcessState::Running, Some(pid)) => format!("pid {pid}, uptime {}", format_uptime(uptime_s)),
             (ProcessState::Starting | ProcessState::Stopping, Some(pid)) => format!("pid {pid}"),
             (ProcessState::Stopped, _) if !p.m.ever_started => "Not started".into(),
             (ProcessState::Stopped | ProcessState::Exited, _) => format_date(p.changed_at),
-            (ProcessState::Fatal | ProcessState::Backoff, _) => p.m.spawnerr.clone().unwrap_or_else(|| quick.into()),
+            (ProcessState::Fatal | ProcessState::Backoff, _) => {
+                p.m.spawnerr.clone().unwrap_or_else(|| p.quick_exit_description())
+            }
             _ => String::new(),
         };
         if p.program.pty && pid.is_some() {
@@ -807,7 +809,15 @@ impl Supervisor {
     }
 
     /// Stops `targets` in descending priority, one group at a time, then does `then`.
-    pub(crate) fn stop_job(&mut self, mut targets: Vec<Target>, then: Then, reply_to: Option<(u32, u64)>) {
+    /// `reload`: the token of the re-read whose application this stop is part of; that
+    /// `update` or `reload` is answered, and the next one begun, once its stops are done.
+    pub(crate) fn stop_job(
+        &mut self,
+        mut targets: Vec<Target>,
+        then: Then,
+        reply_to: Option<(u32, u64)>,
+        reload: Option<u64>,
+    ) {
         let prio = |s: usize| self.registry.get(s).map_or(0, |p| p.program.priority);
         targets.sort_by_key(|(s, _)| (std::cmp::Reverse(prio(*s)), *s));
         let mut groups: VecDeque<Vec<Target>> = VecDeque::new();
@@ -820,7 +830,7 @@ impl Supervisor {
             }
             last = Some(prio);
         }
-        self.jobs.push(Job::Stop { reply_to, groups, current: Vec::new(), results: Vec::new(), then });
+        self.jobs.push(Job::Stop { reply_to, groups, current: Vec::new(), results: Vec::new(), then, reload });
         self.jobs_dirty = true;
     }
 
@@ -830,7 +840,9 @@ impl Supervisor {
             .is_none_or(|p| !p.m.state.may_have_process() && p.m.state != ProcessState::Backoff && p.spawn_id.is_none())
     }
 
-    /// Advances every job until none can move; called after each loop iteration.
+    /// Advances every job until none can move; called after each loop iteration. A re-read
+    /// being applied is finished (answered, and the next one begun) once none of its stops is
+    /// left.
     pub(crate) fn progress_jobs(&mut self) {
         // Every state change and every job (which may add or forget processes) passes here.
         self.status_dirty |= self.jobs_dirty;
@@ -840,6 +852,11 @@ impl Supervisor {
             for job in jobs {
                 if let Some(job) = self.progress(job) {
                     self.jobs.push(job);
+                }
+            }
+            if let Some(token) = self.applying_reload() {
+                if !self.jobs.iter().any(|j| matches!(j, Job::Stop { reload: Some(t), .. } if *t == token)) {
+                    self.finish_reload();
                 }
             }
         }
@@ -867,9 +884,9 @@ impl Supervisor {
                     Some(Job::Start { reply_to, pending: still, results })
                 }
             }
-            Job::Stop { reply_to, mut groups, mut current, mut results, then } => loop {
+            Job::Stop { reply_to, mut groups, mut current, mut results, then, reload } => loop {
                 if !current.iter().all(|s| self.settled_stopped(*s)) {
-                    return Some(Job::Stop { reply_to, groups, current, results, then });
+                    return Some(Job::Stop { reply_to, groups, current, results, then, reload });
                 }
                 for slot in current.drain(..) {
                     if let Some(p) = self.registry.get(slot) {
@@ -890,7 +907,13 @@ impl Supervisor {
                             }
                             self.start_job_with(&mut targets, reply_to, results);
                         }
-                        Then::Exit => self.exit_code = Some(0),
+                        Then::Exit => {
+                            // Answered once every program has stopped (DESIGN §7).
+                            for (client, id) in std::mem::take(&mut self.shutdown_waiters) {
+                                self.reply(client, &Reply::ok(id, json!({ "message": "Shut down" })));
+                            }
+                            self.exit_code = Some(0);
+                        }
                         Then::Forget(slots) => {
                             for slot in slots {
                                 self.end_followers(

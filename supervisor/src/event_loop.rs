@@ -111,6 +111,8 @@ pub struct Supervisor {
     /// A state or the set of processes changed since STATUS was last computed.
     pub(crate) status_dirty: bool,
     pub(crate) shutting_down: bool,
+    /// `shutdown` requests to answer once every program has stopped.
+    pub(crate) shutdown_waiters: Vec<(u32, u64)>,
     pub(crate) exit_code: Option<u8>,
     pipes: HashMap<usize, (usize, Stream)>,
     buf: Vec<u8>,
@@ -243,6 +245,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         jobs_dirty: false,
         status_dirty: false,
         shutting_down: false,
+        shutdown_waiters: Vec::new(),
         exit_code: None,
         pipes: HashMap::new(),
         buf: vec![0; READ_SIZE],
@@ -387,6 +390,7 @@ impl Supervisor {
         }
         let Some(proc) = self.registry.procs.get_mut(&slot) else { return };
         let bytes = &self.buf[..n];
+        proc.note_output(stream, bytes);
         if let Some(pty) = &mut proc.pty {
             pty.record(bytes);
         }
@@ -487,8 +491,11 @@ impl Supervisor {
         match ev {
             SpawnEvent::Spawned { token, spawn_id, pid, fds: set } => {
                 let Some(slot) = self.registry.take_token(token) else {
-                    self.log.error(&format!("spawner answered unknown spawn token {token}"));
-                    return;
+                    // A process nobody supervises must not live: end it (its exit is ignored).
+                    self.log.error(&format!("spawner answered unknown spawn token {token}; killing pid {pid}"));
+                    let kill =
+                        Request::Signal { spawn_id, signal: Signal::SIGKILL as i32, purpose: SignalPurpose::Kill };
+                    return self.send(&kill);
                 };
                 self.registry.bind_spawn(slot, spawn_id);
                 let mut it = fds.into_iter();
@@ -592,7 +599,7 @@ impl Supervisor {
         match Signal::try_from(signal) {
             Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
                 self.log.info(&format!("received {} indicating exit request", signal_name(signal)));
-                self.begin_shutdown();
+                self.begin_shutdown(None);
             }
             Ok(Signal::SIGUSR2) => {
                 self.log.info("received SIGUSR2 indicating log reopen request");
@@ -736,14 +743,16 @@ impl Supervisor {
         }
     }
 
-    /// Stops everything in priority order, then exits (TERM/INT/QUIT, `shutdown`).
-    pub(crate) fn begin_shutdown(&mut self) {
+    /// Stops everything in priority order, then exits (TERM/INT/QUIT, `shutdown`); a `shutdown`
+    /// client (`reply_to`) is answered once every program has stopped.
+    pub(crate) fn begin_shutdown(&mut self, reply_to: Option<(u32, u64)>) {
+        self.shutdown_waiters.extend(reply_to);
         if self.shutting_down {
             return;
         }
         self.shutting_down = true;
         self.notify(Notify { stopping: true, status: Some("stopping every program".into()), ..Notify::default() });
         let all = self.registry.ordered().into_iter().map(|s| (s, false)).collect();
-        self.stop_job(all, crate::control::Then::Exit, None);
+        self.stop_job(all, crate::control::Then::Exit, None, None);
     }
 }

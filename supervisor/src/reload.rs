@@ -1,5 +1,8 @@
 //! Reloading (DESIGN §4): `reread`, `update`, `reload`, `avail` and SIGHUP all begin with a
-//! re-read by the spawner, which alone reads the file. Re-reads run one at a time; a burst of
+//! re-read by the spawner, which alone reads the file. Re-reads run one at a time, and one that
+//! changes processes (`update`, `reload`, SIGHUP) is over only when the stops it caused are done
+//! and its starts launched: only then is it answered, with a line per program in supervisorctl's
+//! words, and only then does the next one begin, so two are never mixed (issue 14). A burst of
 //! SIGHUPs collapses into one re-read after the current one, so the end state is that of the
 //! last file content and no process is restarted twice for one change.
 
@@ -36,11 +39,19 @@ pub struct ReloadRequest {
     reply_to: Option<(u32, u64)>,
 }
 
+/// A re-read whose changes are being applied: answered with `lines` once no stop of it is left.
+struct Applying {
+    token: u64,
+    req: ReloadRequest,
+    lines: Vec<String>,
+}
+
 /// The re-read queue and the config being received.
 #[derive(Default)]
 pub struct Reloads {
     queue: VecDeque<ReloadRequest>,
     in_flight: Option<(u64, ReloadRequest)>,
+    applying: Option<Applying>,
     next_token: u64,
     /// Chunks of the config being received.
     pub assembler: ConfigAssembler,
@@ -57,7 +68,7 @@ impl Supervisor {
     }
 
     fn next_reload(&mut self) {
-        if self.reloads.in_flight.is_some() || self.shutting_down {
+        if self.reloads.in_flight.is_some() || self.reloads.applying.is_some() || self.shutting_down {
             return;
         }
         let Some(req) = self.reloads.queue.pop_front() else { return };
@@ -74,19 +85,35 @@ impl Supervisor {
 
     fn take_in_flight(&mut self, token: u64) -> Option<ReloadRequest> {
         match self.reloads.in_flight.take() {
-            Some((t, req)) if t == token => {
-                if matches!(req.kind, ReloadKind::Hup | ReloadKind::Update(_) | ReloadKind::Reload) {
-                    let status = Some(self.summary());
-                    self.notify(Notify { ready: true, status, ..Notify::default() });
-                }
-                Some(req)
-            }
+            Some((t, req)) if t == token => Some(req),
             other => {
                 self.reloads.in_flight = other;
                 self.log.error(&format!("spawner answered unknown re-read {token}"));
                 None
             }
         }
+    }
+
+    /// The token of the re-read being applied, if one is.
+    pub(crate) fn applying_reload(&self) -> Option<u64> {
+        self.reloads.applying.as_ref().map(|a| a.token)
+    }
+
+    /// Waits for the stops of re-read `token` before answering it with `lines`.
+    fn apply_then_answer(&mut self, token: u64, req: ReloadRequest, lines: Vec<String>) {
+        self.reloads.applying = Some(Applying { token, req, lines });
+        self.jobs_dirty = true; // checked after this loop iteration, even with no job at all
+    }
+
+    /// The re-read being applied is done: answer it and begin the next one.
+    pub(crate) fn finish_reload(&mut self) {
+        let Some(Applying { req, lines, .. }) = self.reloads.applying.take() else { return };
+        if matches!(req.kind, ReloadKind::Hup | ReloadKind::Update(_) | ReloadKind::Reload) {
+            let status = Some(self.summary());
+            self.notify(Notify { ready: true, status, ..Notify::default() });
+        }
+        self.answer(&req, Reply::ok(0, json!({ "lines": lines })));
+        self.next_reload();
     }
 
     fn answer(&mut self, req: &ReloadRequest, reply: Reply) {
@@ -98,6 +125,10 @@ impl Supervisor {
     /// The spawner found errors in the file: nothing changes.
     pub(crate) fn on_config_rejected(&mut self, token: u64, error: String) {
         let Some(req) = self.take_in_flight(token) else { return };
+        if matches!(req.kind, ReloadKind::Hup | ReloadKind::Update(_) | ReloadKind::Reload) {
+            let status = Some(self.summary());
+            self.notify(Notify { ready: true, status, ..Notify::default() });
+        }
         for line in error.lines() {
             self.log.error(&format!("config error, nothing changed: {line}"));
         }
@@ -170,8 +201,8 @@ impl Supervisor {
                 self.generation = generation;
                 self.log.info("reload: stopping every program, then starting again from the config file");
                 let all = self.registry.ordered().into_iter().map(|s| (s, false)).collect();
-                self.stop_job(all, Then::Rebuild(programs.into_values().collect()), None);
-                self.answer(&req, Reply::ok(0, json!({ "lines": ["Restarted taskmasterd"] })));
+                self.stop_job(all, Then::Rebuild(programs.into_values().collect()), None, Some(token));
+                return self.apply_then_answer(token, req, vec!["Restarted taskmasterd".to_owned()]);
             }
             ReloadKind::Hup | ReloadKind::Update(_) => {
                 let names = match &req.kind {
@@ -190,32 +221,45 @@ impl Supervisor {
                 for f in &plan.server_fields {
                     self.log.warn(&format!("server.{f} changed: it takes effect when taskmasterd restarts"));
                 }
-                let lines = if plan.is_empty() {
+                if plan.is_empty() {
                     self.log.info("config re-read: no changes to programs");
-                    vec!["No config updates to processes".to_owned()]
+                    let lines = vec!["No config updates to processes".to_owned()];
+                    self.answer(&req, Reply::ok(0, json!({ "lines": lines })));
+                    let status = Some(self.summary());
+                    self.notify(Notify { ready: true, status, ..Notify::default() });
                 } else {
                     let commit = if names.iter().any(|n| n == "all") { Vec::new() } else { names };
                     self.send(&Request::Commit { generation, programs: commit });
                     self.generation = generation;
-                    self.apply_plan(&plan, programs)
-                };
-                self.answer(&req, Reply::ok(0, json!({ "lines": lines })));
+                    let lines = self.apply_plan(&plan, programs, token);
+                    return self.apply_then_answer(token, req, lines);
+                }
             }
         }
         self.next_reload();
     }
 
-    /// Brings the processes in line with `plan` (DESIGN §4); returns one line per program.
-    fn apply_plan(&mut self, plan: &ReloadPlan, mut new: BTreeMap<String, Program>) -> Vec<String> {
+    /// Brings the processes in line with `plan` (DESIGN §4) as part of re-read `token`; logs
+    /// one line per program and returns the answer's lines, in supervisorctl's words:
+    /// `db: added process group`, `gone: stopped` then `gone: removed process group`, `web:
+    /// stopped` then `web: updated process group (command)` for a restart, `tune: updated
+    /// process group (stopwaitsecs)` for a change applied in place.
+    fn apply_plan(&mut self, plan: &ReloadPlan, mut new: BTreeMap<String, Program>, token: u64) -> Vec<String> {
         self.status_dirty = true; // processes may be added or removed without a state change
         let mut lines = Vec::new();
+        let mut answer = Vec::new();
         let mut start: Vec<Target> = Vec::new();
         let mut restart: Vec<Target> = Vec::new();
         let mut forget: Vec<Target> = Vec::new();
         for name in &plan.removed {
-            forget.extend(self.registry.slots_of(name).into_iter().map(|s| (s, false)));
+            let slots = self.registry.slots_of(name);
+            if slots.iter().any(|s| self.registry.get(*s).is_some_and(|p| p.m.state.may_have_process())) {
+                answer.push(format!("{name}: stopped"));
+            }
+            forget.extend(slots.into_iter().map(|s| (s, false)));
             self.registry.programs.remove(name);
             lines.push(format!("{name}: removed"));
+            answer.push(format!("{name}: removed process group"));
         }
         for name in &plan.added {
             let Some(p) = new.remove(name) else { continue };
@@ -225,6 +269,7 @@ impl Supervisor {
                 start.extend(slots.into_iter().map(|s| (s, false)));
             }
             lines.push(format!("{name}: added"));
+            answer.push(format!("{name}: added process group"));
         }
         for change in &plan.changed {
             let Some(p) = new.remove(&change.name) else { continue };
@@ -232,6 +277,8 @@ impl Supervisor {
             self.registry.programs.insert(p.name.clone(), Rc::clone(&p));
             let range = p.instances();
             let mut kept = Vec::new();
+            let restarts_before = restart.len();
+            let forgets_before = forget.len();
             for slot in self.registry.slots_of(&p.name) {
                 let Some(proc) = self.registry.get(slot) else { continue };
                 let (instance, state, ever) = (proc.instance, proc.m.state, proc.m.ever_started);
@@ -265,21 +312,30 @@ impl Supervisor {
                 ChangeKind::Scale => "scaled",
                 ChangeKind::Supervision => "applied in place",
             };
-            lines.push(format!("{}: changed ({}): {what}", change.name, change.fields.join(", ")));
+            let fields = change.fields.join(", ");
+            lines.push(format!("{}: changed ({fields}): {what}", change.name));
+            let stops = restart[restarts_before..]
+                .iter()
+                .chain(&forget[forgets_before..])
+                .any(|(s, _)| self.registry.get(*s).is_some_and(|p| p.m.state.may_have_process()));
+            if stops {
+                answer.push(format!("{}: stopped", change.name));
+            }
+            answer.push(format!("{}: updated process group ({fields})", change.name));
         }
         for line in &lines {
             self.log.info(&format!("update: {line}"));
         }
         if !forget.is_empty() {
             let slots = forget.iter().map(|t| t.0).collect();
-            self.stop_job(forget, Then::Forget(slots), None);
+            self.stop_job(forget, Then::Forget(slots), None, Some(token));
         }
         if !restart.is_empty() {
-            self.stop_job(restart.clone(), Then::Start(restart), None);
+            self.stop_job(restart.clone(), Then::Start(restart), None, Some(token));
         }
         if !start.is_empty() {
             self.start_job(start, None);
         }
-        lines
+        answer
     }
 }

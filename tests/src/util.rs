@@ -39,12 +39,34 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether the daemon at `sock` answers a request: the spawner binds the socket before the
+/// supervisor starts, so a connection alone does not mean that it serves (and is confined).
+fn answers(sock: &Path) -> bool {
+    use std::io::{BufRead, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    if s.write_all(b"{\"id\": 0, \"action\": \"version\"}\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).is_ok_and(|n| n > 0)
+}
+
+/// Says that the current test skips (part of) its work and why: `skipped: REASON`, written to
+/// stderr past the test harness's capture, so it shows in the test run's output and a skip never
+/// looks like a pass.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let name = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr(), "{name}: skipped: {reason}");
+}
+
 /// Skips the current test with a printed reason unless running as root.
 #[macro_export]
 macro_rules! require_root {
     () => {
         if !$crate::is_root() {
-            eprintln!("skipped: this test needs root (it switches users)");
+            $crate::skip("this test needs root (it switches users)");
             return;
         }
     };
@@ -140,7 +162,8 @@ impl Daemon {
     }
 
     /// As [`Daemon::start_full`], with environment variables for taskmasterd
-    /// (`JOURNAL_STREAM=auto` becomes the `DEVICE:INODE` of its stderr file, as systemd sets it).
+    /// (`JOURNAL_STREAM=auto` becomes the `DEVICE:INODE` of its stderr file, as systemd sets it;
+    /// a leading `("-i", "")` pair starts it with only `PATH` and the variables given, as `env -i`).
     pub fn start_env(scratch: Scratch, server_extra: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
         Self::launch(scratch, server_extra, "", yaml, env)
     }
@@ -172,6 +195,7 @@ impl Daemon {
         for (k, v) in env {
             match (*k, *v) {
                 ("JOURNAL_STREAM", "auto") => cmd.env(k, format!("{}:{}", meta.dev(), meta.ino())),
+                ("-i", _) => cmd.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()),
                 _ => cmd.env(k, v),
             };
         }
@@ -205,7 +229,7 @@ impl Daemon {
         let sock = d.socket.clone();
         let started = Instant::now();
         loop {
-            if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+            if answers(&sock) {
                 break;
             }
             if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {

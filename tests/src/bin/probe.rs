@@ -63,7 +63,25 @@ fn attack(pid: i32) -> serde_json::Value {
     })
 }
 
+/// `probe sigint`: blocks SIGINT, prints `armed`, then `got-int N` for the Nth SIGINT it takes
+/// with sigwait; with no child process and no handler, no signal can be lost between two.
+fn count_sigints() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.thread_block().expect("block SIGINT");
+    println!("armed");
+    for n in 1.. {
+        if set.wait().is_ok() {
+            println!("got-int {n}");
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("sigint") {
+        return count_sigints();
+    }
     if std::env::args().nth(1).as_deref() == Some("--ptrace") {
         let pid = std::env::args().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
         println!("{}", attack(pid));

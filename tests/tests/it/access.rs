@@ -48,7 +48,7 @@ fn roles_decide_who_may_do_what() {
     require_root!();
     for tool in ["runuser", "useradd", "groupadd"] {
         if !Command::new("sh").arg("-c").arg(format!("command -v {tool}")).status().unwrap().success() {
-            eprintln!("skipped: {tool} is not installed");
+            tests::skip(&format!("{tool} is not installed"));
             return;
         }
     }
@@ -197,7 +197,7 @@ fn the_ctl_sends_no_password_to_a_socket_owned_by_someone_else() {
     require_root!();
     for tool in ["useradd", "setsid"] {
         if !Command::new("sh").arg("-c").arg(format!("command -v {tool}")).status().unwrap().success() {
-            eprintln!("skipped: {tool} is not installed");
+            tests::skip(&format!("{tool} is not installed"));
             return;
         }
     }

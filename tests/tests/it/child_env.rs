@@ -63,3 +63,25 @@ fn every_child_is_a_child_of_the_spawner() {
         assert_eq!(tests::ppid(d.proc_pid(n).unwrap()), Some(d.pid()), "{n}");
     }
 }
+
+#[test]
+fn a_pty_program_started_without_term_gets_a_usable_one_and_a_configured_term_wins() {
+    // taskmasterd with a clean environment, as under systemd: no TERM to inherit.
+    let s = Scratch::new();
+    let (plain, set) = (s.path("plain.out"), s.path("set.out"));
+    let report = "command: /bin/sh -c 'echo \"TERM=[$TERM] cols=$(tput cols)\"; exec sleep 1000'\n    pty: true\n    startsecs: 0";
+    let yaml = format!(
+        "programs:\n  plain:\n    {report}\n    stdout_logfile: {}\n  set:\n    {report}\n    stdout_logfile: {}\n    environment: {{TERM: screen-256color}}\n",
+        plain.display(),
+        set.display()
+    );
+    let d = Daemon::start_env(s, "", &yaml, &[("-i", "")]);
+    for (log, want) in [(&plain, "TERM=[xterm-256color] cols=80"), (&set, "TERM=[screen-256color] cols=80")] {
+        let mut text = String::new();
+        wait_until(&format!("{want} in {}", log.display()), SOON, || {
+            text = std::fs::read_to_string(log).unwrap_or_default();
+            text.contains("cols=")
+        });
+        assert!(text.contains(want), "{text:?}; log:\n{}", d.log());
+    }
+}

@@ -37,6 +37,42 @@ fn subject_example_runs_into_fatal_with_a_clear_spawn_error() {
 }
 
 #[test]
+fn check_spells_values_as_the_config_does_and_quotes_arguments_as_a_shell_would() {
+    let s = Scratch::new();
+    let path = s.path("t.yaml");
+    std::fs::write(
+        &path,
+        "programs:\n  redis:\n    command: redis-server --save \"\" --dir '/var/lib/my redis'\n    autorestart: onerror\n  cron:\n    command: [\"sh\", \"-c\", \"echo it's $HOME\"]\n    autorestart: true\n    autostart: false\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "cron: 1 process, priority 999, manual start, autorestart always: sh -c \"echo it's \"'$HOME'",
+            "redis: 1 process, priority 999, autostart, autorestart unexpected: redis-server --save '' --dir '/var/lib/my redis'",
+        ],
+        "{out}"
+    );
+    // A shell reads back the words of the config.
+    for (line, words) in
+        [(lines[0], "[sh][-c][echo it's $HOME]"), (lines[1], "[redis-server][--save][][--dir][/var/lib/my redis]")]
+    {
+        let printed = line.splitn(3, ": ").nth(2).unwrap();
+        let read = Command::new("sh")
+            .arg("-c")
+            .arg("eval \"set -- $1\"; printf '[%s]' \"$@\"")
+            .arg("sh")
+            .arg(printed)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&read.stdout), words, "{printed}");
+    }
+}
+
+#[test]
 fn malformed_yaml_reports_file_line_and_column_and_exits_2() {
     let s = Scratch::new();
     let path = s.path("bad.yaml");

@@ -57,6 +57,20 @@ fn status_pid_signal_avail_version() {
 }
 
 #[test]
+fn pid_all_prints_one_pid_a_line_as_supervisorctl_does() {
+    let d = Daemon::start("programs:\n  a:\n    command: sleep 1000\n    startsecs: 0\n  b:\n    command: sleep 1000\n    numprocs: 2\n    startsecs: 0\n  c:\n    command: sleep 1000\n    autostart: false\n");
+    for n in ["a", "b:0", "b:1"] {
+        d.wait_state(n, "RUNNING", SOON);
+    }
+    // In `status` order, 0 for a process without one (supervisorctl 4's `pid all`).
+    let want: String = ["a", "b:0", "b:1"].iter().map(|n| format!("{}\n", d.proc_pid(n).unwrap())).collect();
+    let run = d.ctl(&["pid", "all"]);
+    assert_eq!((run.code, run.stdout), (0, format!("{want}0\n")));
+    let run = d.ctl(&["pid", "b"]);
+    assert_eq!(run.stdout, want.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>());
+}
+
+#[test]
 fn the_shell_completes_with_tab_runs_actions_and_keeps_history() {
     let d = Daemon::start("programs:\n  webserver:\n    command: sleep 1000\n    startsecs: 0\n");
     d.wait_state("webserver", "RUNNING", SOON);

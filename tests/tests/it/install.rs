@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 fn make_install_puts_every_file_in_place_and_systemd_and_man_accept_them() {
     for tool in ["make", "man", "systemd-analyze", "systemd-sysusers", "systemd-tmpfiles"] {
         if !have(tool) {
-            eprintln!("skipped: {tool} is not installed (.ci/run installs it)");
+            tests::skip(&format!("{tool} is not installed (.ci/run installs it)"));
             return;
         }
     }
@@ -97,7 +97,7 @@ fn make_install_puts_every_file_in_place_and_systemd_and_man_accept_them() {
         );
     }
     if !is_root() {
-        eprintln!("skipped the tmpfiles step: creating a taskmaster-owned directory needs root");
+        tests::skip("the tmpfiles step: creating a taskmaster-owned directory needs root");
         return;
     }
     // In the stage: the user sysusers makes, then the log directory tmpfiles makes for it.
@@ -118,4 +118,91 @@ fn make_install_puts_every_file_in_place_and_systemd_and_man_accept_them() {
         .and_then(|u| u.parse().ok())
         .expect("taskmaster in the staged passwd");
     assert_eq!(meta.uid(), uid);
+}
+
+/// The config keys README.md names: every key of its YAML examples (a program's name is not a
+/// key), and in its prose each `section.key` and each `key: value` in backquotes.
+fn readme_config_keys(readme: &str) -> std::collections::BTreeSet<String> {
+    fn is_key(w: &str) -> bool {
+        !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    }
+    // `word:` followed by a blank or the end: a key of a block or flow mapping.
+    fn keys_in(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for (i, _) in
+            text.match_indices(':').filter(|(i, _)| text[i + 1..].starts_with([' ', '\n']) || i + 1 == text.len())
+        {
+            let start = text[..i].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |s| s + 1);
+            if is_key(&text[start..i]) {
+                out.push(&text[start..i]);
+            }
+        }
+        out
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    let mut in_yaml = false;
+    let mut in_code = false;
+    let mut parents: Vec<(usize, String)> = Vec::new();
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_yaml = !in_code && line == "```yaml";
+            in_code = !in_code;
+            parents.clear();
+            continue;
+        }
+        if in_yaml {
+            // Comments and quoted values hold no keys.
+            let line = line.split(" #").next().unwrap_or_default();
+            let line: String = line.split(['\'', '"']).step_by(2).collect::<Vec<_>>().join("");
+            let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+            let found = keys_in(&line);
+            let Some(first) = found.first() else { continue };
+            parents.retain(|(i, _)| *i < indent);
+            let program_name = parents.last().is_some_and(|(_, p)| p == "programs");
+            for k in &found[usize::from(program_name)..] {
+                keys.insert((*k).to_owned());
+            }
+            parents.push((indent, (*first).to_owned()));
+        } else if !in_code {
+            // `socket.auth.username`, `server.syslog: true`, `pty: true`; not `exited: 'web'`
+            // inside a log line, nor a bare `confinement:`.
+            for span in line.split('`').skip(1).step_by(2) {
+                let (path, value) = span.split_once(": ").unwrap_or((span, ""));
+                match path.split_once('.') {
+                    Some((section, rest)) if ["server", "socket", "ctl"].contains(&section) => {
+                        keys.extend(rest.split('.').filter(|k| is_key(k)).map(str::to_owned));
+                    }
+                    None if is_key(path) && !value.is_empty() => {
+                        keys.insert(path.to_owned());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_config_man_page_documents_every_key_the_readme_mentions() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(workspace.join("README.md")).unwrap();
+    let man = std::fs::read_to_string(workspace.join("docs/man/taskmaster.yaml.5")).unwrap().replace("\\-", "-");
+    let keys = readme_config_keys(&readme);
+    for sure in ["command", "stdout_logfile", "capabilities", "pty", "access", "auth", "password_hash", "syslog"] {
+        assert!(keys.contains(sure), "the README's keys were not all found (no {sure}): {keys:?}");
+    }
+    let words: std::collections::BTreeSet<&str> =
+        man.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let missing: Vec<&String> = keys.iter().filter(|k| !words.contains(k.as_str())).collect();
+    assert!(missing.is_empty(), "taskmaster.yaml(5) does not document {missing:?}");
+    // The TERM a PTY program gets, and how to choose another.
+    for needle in ["TERM=xterm-256color", "environment: {TERM: screen-256color}"] {
+        assert!(man.contains(needle), "taskmaster.yaml(5) lacks {needle:?}");
+    }
+    if have("groff") {
+        let (ok, _, err) =
+            run(Command::new("groff").args(["-man", "-ww", "-z"]).arg(workspace.join("docs/man/taskmaster.yaml.5")));
+        assert!(ok && err.is_empty(), "groff warns about taskmaster.yaml(5): {err}");
+    }
 }

@@ -98,3 +98,51 @@ fn a_process_killed_with_sigkill_is_restarted() {
     });
     d.wait_log("exited: 'web' (terminated by SIGKILL; not expected)", SOON);
 }
+
+#[test]
+fn fatal_and_backoff_show_the_last_line_of_stderr_cleaned_and_bounded() {
+    let s = tests::Scratch::new();
+    let long = "x".repeat(300);
+    let scripts = [
+        ("bind", "echo starting\necho 'nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use)' >&2\necho 'on stdout, not shown'\nexit 1\n".to_owned()),
+        ("colour", format!("printf 'first\\n\\033[1;31mfatal:\\033[0m\\tbad {long}\\n\\n' >&2\nexit 1\n")),
+        ("merged", "echo merged-line\nexit 1\n".to_owned()),
+        ("quiet", "echo only-stdout\nexit 1\n".to_owned()),
+        ("flap", "echo still failing >&2\nexit 1\n".to_owned()),
+    ];
+    let mut yaml = String::from("programs:\n");
+    for (name, script) in &scripts {
+        let path = s.path(&format!("{name}.sh"));
+        std::fs::write(&path, script).unwrap();
+        let extra = match *name {
+            "merged" => "    redirect_stderr: true\n    startretries: 0\n",
+            "flap" => "    startretries: 10\n",
+            _ => "    startretries: 0\n",
+        };
+        yaml.push_str(&format!("  {name}:\n    command: /bin/sh {}\n{extra}", path.display()));
+    }
+    let d = Daemon::start_in(s, &yaml);
+    let description = |name: &str| d.row(name)["description"].as_str().unwrap_or_default().to_owned();
+    d.wait_state("bind", "FATAL", SOON);
+    assert_eq!(
+        description("bind"),
+        "Exited too quickly: nginx: [emerg] bind() to 0.0.0.0:80 failed (98: Address already in use)"
+    );
+    d.wait_state("colour", "FATAL", SOON);
+    let shown = description("colour");
+    assert!(shown.starts_with("Exited too quickly: fatal: bad xxx"), "{shown:?}");
+    let line = shown.strip_prefix("Exited too quickly: ").unwrap();
+    assert_eq!(line.chars().count(), 200, "{shown:?}");
+    assert!(line.ends_with('…') && !line.chars().any(char::is_control), "{shown:?}");
+    d.wait_state("merged", "FATAL", SOON);
+    assert_eq!(description("merged"), "Exited too quickly: merged-line");
+    d.wait_state("quiet", "FATAL", SOON);
+    assert_eq!(description("quiet"), "Exited too quickly (process log may have details)");
+    // BACKOFF too (the same row: a retry soon makes it STARTING).
+    let mut row = serde_json::Value::Null;
+    tests::wait_until("flap in BACKOFF", SOON, || {
+        row = d.row("flap");
+        row["state"] == "BACKOFF"
+    });
+    assert_eq!(row["description"], "Exited too quickly: still failing");
+}

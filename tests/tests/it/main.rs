@@ -34,7 +34,7 @@ pub fn fixture(name: &str) -> Option<std::path::PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipped: {} not found (a clone without ../shared has no fixtures)", p.display());
+        tests::skip(&format!("{} not found (a clone without ../shared has no fixtures)", p.display()));
         None
     }
 }

@@ -78,20 +78,25 @@ fn capabilities_are_granted_to_the_programs_that_name_them_and_no_other() {
     let s = Scratch::new();
     let probe = s.probe(&probe());
     let (with, without) = (s.path("with.out"), s.path("without.out"));
+    // A privileged port nothing listens on now (a web server may hold 80).
+    let port = (600..1024)
+        .rev()
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024");
     let yaml = format!(
-        "programs:\n  with:\n    command: {p} bind 127.0.0.1:80\n    user: nobody\n    capabilities: [CAP_NET_BIND_SERVICE]\n    startsecs: 0\n    autorestart: never\n    stdout_logfile: {w}\n  \
-         without:\n    command: {p} bind 127.0.0.2:80\n    user: nobody\n    startsecs: 0\n    autorestart: never\n    startretries: 0\n    stdout_logfile: {wo}\n",
+        "programs:\n  with:\n    command: {p} bind 127.0.0.1:{port}\n    user: nobody\n    capabilities: [CAP_NET_BIND_SERVICE]\n    startsecs: 0\n    autorestart: never\n    stdout_logfile: {w}\n  \
+         without:\n    command: {p} bind 127.0.0.2:{port}\n    user: nobody\n    startsecs: 0\n    autorestart: never\n    startretries: 0\n    stdout_logfile: {wo}\n",
         p = probe.display(),
         w = with.display(),
         wo = without.display()
     );
     let d = Daemon::start_in(s, &yaml);
-    wait_until("the capable program bound port 80", SOON, || {
-        std::fs::read_to_string(&with).unwrap_or_default().contains("bound 127.0.0.1:80")
+    let said = |f: &std::path::Path| std::fs::read_to_string(f).unwrap_or_default();
+    wait_until(&format!("the capable program bound port {port}"), SOON, || {
+        assert!(!said(&with).contains("cannot bind"), "{}", said(&with));
+        said(&with).contains(&format!("bound 127.0.0.1:{port}"))
     });
-    wait_until("the other refused", SOON, || {
-        std::fs::read_to_string(&without).unwrap_or_default().contains("cannot bind 127.0.0.2:80")
-    });
+    wait_until("the other refused", SOON, || said(&without).contains(&format!("cannot bind 127.0.0.2:{port}")));
     assert!(std::fs::read_to_string(&without).unwrap().contains("Permission denied"));
     let pid = d.proc_pid("with").unwrap();
     assert_eq!(proc_status_field(pid, "Uid:").as_deref(), Some("65534"));
@@ -103,7 +108,7 @@ fn capabilities_are_granted_to_the_programs_that_name_them_and_no_other() {
 fn without_a_taskmaster_user_the_supervisor_gets_a_dynamic_uid_of_its_own_and_keeps_it() {
     require_root!();
     if matches!(nix::unistd::User::from_name("taskmaster"), Ok(Some(_))) {
-        eprintln!("skipped: this machine has a `taskmaster` user, which the supervisor then runs as");
+        tests::skip("this machine has a `taskmaster` user, which the supervisor then runs as");
         return;
     }
     let yaml = "programs:\n  p:\n    command: /bin/sh -c 'echo hello-dynamic; exec sleep 1000'\n    startsecs: 0\n";
@@ -154,7 +159,7 @@ fn server_user_nobody_is_refused() {
 fn a_program_running_as_the_supervisors_user_is_refused_at_start_and_at_update() {
     require_root!();
     if !std::process::Command::new("sh").args(["-c", "command -v useradd"]).status().is_ok_and(|s| s.success()) {
-        eprintln!("skipped: useradd is not installed");
+        tests::skip("useradd is not installed");
         return;
     }
     tests::ensure_user("tmt_super");
@@ -283,7 +288,7 @@ fn the_main_log_says_what_confinement_is_in_force() {
 #[test]
 fn under_landlock_a_reload_logs_in_known_directories_and_explains_a_new_one() {
     if tests::landlock_abi() == 0 {
-        eprintln!("skipped: the kernel has no Landlock");
+        tests::skip("the kernel has no Landlock");
         return;
     }
     let s = Scratch::new();
@@ -331,4 +336,25 @@ fn under_landlock_a_reload_logs_in_known_directories_and_explains_a_new_one() {
     );
     d.wait_log(&why, SOON);
     d.wait_state("far", "RUNNING", SOON);
+}
+
+#[test]
+fn a_program_running_as_nobody_writes_through_dev_stdout_and_dev_stderr_into_its_logs() {
+    require_root!();
+    let d = Daemon::start(
+        "programs:\n  p:\n    command: sh -c 'echo via-dev-stdout > /dev/stdout; echo via-dev-stderr > /dev/stderr; exec sleep 1000'\n    user: nobody\n    startsecs: 0\n  t:\n    command: sh -c 'echo via-dev-tty-stdout > /dev/stdout; exec sleep 1000'\n    user: nobody\n    pty: true\n    startsecs: 0\n",
+    );
+    let expected: [(&[&str], &str); 3] = [
+        (&["tail", "p"], "via-dev-stdout\n"),
+        (&["tail", "p", "stderr"], "via-dev-stderr\n"),
+        (&["tail", "t"], "via-dev-tty-stdout\r\n"),
+    ];
+    for (args, want) in expected {
+        wait_until(&format!("{want:?} from `{}`", args.join(" ")), SOON, || d.ctl(args).stdout == want);
+    }
+    // Both ran as nobody all along.
+    for n in ["p", "t"] {
+        d.wait_state(n, "RUNNING", SOON);
+        assert_eq!(proc_status_field(d.proc_pid(n).unwrap(), "Uid:").as_deref(), Some("65534"), "{n}");
+    }
 }

@@ -71,11 +71,11 @@ fn update_touches_only_what_changed() {
     let run = d.ctl(&["update"]);
     assert_eq!(run.code, 0, "{run:?}");
     for line in [
-        "fresh: added",
-        "gone: removed",
-        "shape: changed (command): restarted",
-        "scale: changed (numprocs): scaled",
-        "tune: changed (stopwaitsecs): applied in place",
+        "fresh: added process group",
+        "gone: stopped\ngone: removed process group",
+        "shape: stopped\nshape: updated process group (command)",
+        "scale: updated process group (numprocs)",
+        "tune: updated process group (stopwaitsecs)",
     ] {
         assert!(run.stdout.contains(line), "{line:?} missing from:\n{}", run.stdout);
     }
@@ -247,7 +247,7 @@ fn the_supervisor_never_reads_the_config_file() {
     d.rewrite("programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n  db:\n    command: sleep 1001\n    startsecs: 0\n");
     std::fs::set_permissions(&d.config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let run = d.ctl(&["update"]);
-    assert_eq!((run.code, run.stdout.as_str()), (0, "db: added\n"), "{run:?}");
+    assert_eq!((run.code, run.stdout.as_str()), (0, "db: added process group\n"), "{run:?}");
     d.wait_state("db", "RUNNING", SOON);
 }
 
@@ -306,7 +306,7 @@ fn an_oversized_program_is_refused_and_a_later_valid_config_still_applies() {
     // The next valid file applies: the link's decoder kept nothing of the refused one.
     d.rewrite(&format!("{WEB}  fresh:\n    command: sleep 1001\n    startsecs: 0\n"));
     let run = d.ctl(&["update"]);
-    assert_eq!((run.code, run.stdout.as_str()), (0, "fresh: added\n"), "{run:?}");
+    assert_eq!((run.code, run.stdout.as_str()), (0, "fresh: added process group\n"), "{run:?}");
     d.wait_state("fresh", "RUNNING", SOON);
     assert_eq!(d.proc_pid("web"), pid);
 
@@ -320,4 +320,61 @@ fn an_oversized_program_is_refused_and_a_later_valid_config_still_applies() {
     let want = format!("{}:2:3: programs.big is too large to send to the supervisor (", path.display());
     assert!(err.starts_with(&want) && err.trim_end().ends_with("bytes encoded, limit 1048576)"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A program that takes about a second to stop after SIGTERM.
+fn slow(name: &str, tag: &str) -> String {
+    format!(
+        "  {name}:\n    command: /bin/sh -c 'trap \"sleep 1; exit 0\" TERM; echo {tag}; while :; do sleep 0.1; done'\n    startsecs: 0\n    stopwaitsecs: 5\n"
+    )
+}
+
+#[test]
+fn update_returns_once_the_changed_programs_old_process_is_gone() {
+    let d = Daemon::start(&format!("programs:\n{}{}", slow("a", "one"), slow("b", "one")));
+    wait_all_running(&d, &["a", "b"]);
+    let before = pids(&d);
+    d.rewrite(&format!("programs:\n{}{}", slow("a", "two"), slow("b", "one")));
+    let run = d.ctl(&["update"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "a: stopped\na: updated process group (command)\n"), "{run:?}");
+    // Answered only after the stop: the old process is already gone (it takes a second).
+    assert!(!alive(before["a"]), "update answered before a's old process ended");
+    assert!(alive(before["b"]));
+    d.wait_state("a", "RUNNING", SOON);
+    assert_ne!(pids(&d)["a"], before["a"]);
+}
+
+#[test]
+fn update_then_reload_at_once_leave_exactly_the_processes_status_shows() {
+    use std::io::{BufRead, BufReader, Write};
+    let programs = |tag: &str| format!("programs:\n{}{}{}", slow("a", tag), slow("b", "same"), slow("c", tag));
+    let d = Daemon::start(&programs("one"));
+    wait_all_running(&d, &["a", "b", "c"]);
+    d.rewrite(&programs("two"));
+    // Both on one connection without waiting, as a script firing them back to back would.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.write_all(b"{\"id\": 1, \"action\": \"update\"}\n{\"id\": 2, \"action\": \"reload\"}\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        replies.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    assert_eq!((replies[0]["id"].as_u64(), replies[0]["ok"].as_bool()), (Some(1), Some(true)), "{replies:?}");
+    assert_eq!((replies[1]["id"].as_u64(), replies[1]["ok"].as_bool()), (Some(2), Some(true)), "{replies:?}");
+    wait_all_running(&d, &["a", "b", "c"]);
+    // The spawner's children are the supervisor and exactly the processes status shows.
+    let shown: Vec<i32> = pids(&d).into_values().collect();
+    wait_until("only the shown processes alive", SOON, || {
+        let mut kids = children_of(d.pid());
+        kids.sort_unstable();
+        let mut expected = shown.clone();
+        expected.push(tests::supervisor_pid(&d));
+        expected.sort_unstable();
+        kids == expected
+    });
+    assert!(!d.log().contains("unknown spawn token"), "{}", d.log());
+    assert_eq!(d.ctl(&["stop", "all"]).code, 0);
+    wait_until("stop all leaves no program", SOON, || children_of(d.pid()).len() == 1);
 }

@@ -117,3 +117,15 @@ fn a_thousand_processes_start_and_stop_together() {
     assert_eq!(run.stdout.lines().count(), 1000);
     assert!(pids.iter().all(|p| !alive(*p)));
 }
+
+#[test]
+fn shutdown_answers_once_every_program_has_stopped() {
+    let d = Daemon::start(
+        "programs:\n  slow:\n    command: /bin/sh -c 'trap \"sleep 1; exit 0\" TERM; while :; do sleep 0.1; done'\n    startsecs: 0\n    stopwaitsecs: 5\n",
+    );
+    d.wait_state("slow", "RUNNING", SOON);
+    let pid = d.proc_pid("slow").unwrap();
+    let out = d.ctl(&["shutdown"]);
+    assert_eq!((out.code, out.stdout.trim()), (0, "Shut down"), "{out:?}");
+    assert!(!tests::alive(pid), "shutdown answered while 'slow' (pid {pid}) was still stopping");
+}
