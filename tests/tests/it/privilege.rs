@@ -218,6 +218,7 @@ fn a_process_of_the_supervisors_uid_can_neither_trace_it_nor_read_its_memory_or_
     assert_eq!(r["environ"], "EACCES", "{r}");
     assert_eq!(r["mem"], "EACCES", "{r}");
     assert!(tests::alive(sup), "the supervisor survived the attempts");
+    d.wait_state("w", "RUNNING", SOON);
     assert_eq!(d.ctl(&["status"]).code, 0);
 }
 
