@@ -5,14 +5,24 @@
 //! is admin, as with supervisord's socket; with rules, a peer that matches none is refused.
 
 use common::config::{AccessRule, Role, Subject};
+use common::proto::control::Action;
 use nix::unistd::{Gid, Group, Uid, User};
 
-/// The role an action needs (DESIGN §8).
-pub fn required_role(action: &str) -> Role {
+/// The role an action needs (DESIGN §8). Every action is listed: a new one must be given its
+/// role here, never inherit the viewer's by default.
+pub fn required_role(action: Action) -> Role {
     match action {
-        "start" | "stop" | "restart" | "signal" | "fg" | "attach" | "clear" => Role::Operator,
-        "reread" | "update" | "reload" | "shutdown" => Role::Admin,
-        _ => Role::Viewer,
+        Action::Auth
+        | Action::Status
+        | Action::Pid
+        | Action::Avail
+        | Action::Version
+        | Action::Tail
+        | Action::Maintail => Role::Viewer,
+        Action::Start | Action::Stop | Action::Restart | Action::Signal | Action::Attach | Action::Clear => {
+            Role::Operator
+        }
+        Action::Reread | Action::Update | Action::Reload | Action::Shutdown => Role::Admin,
     }
 }
 
@@ -102,9 +112,11 @@ mod tests {
         let scoped = Grants::Rules(vec![(Role::Admin, vec![glob::Pattern::new("web").unwrap()])]);
         assert_eq!(scoped.role_for(None), None, "a rule narrowed to programs grants nothing global");
         assert!(Grants::Rules(vec![]).is_nobody());
-        assert_eq!(required_role("stop"), Role::Operator);
-        assert_eq!(required_role("update"), Role::Admin);
-        assert_eq!(required_role("tail"), Role::Viewer);
+        assert_eq!(required_role(Action::Stop), Role::Operator);
+        assert_eq!(required_role(Action::Update), Role::Admin);
+        assert_eq!(required_role(Action::Tail), Role::Viewer);
+        assert_eq!(Action::from_name("fg"), Some(Action::Attach));
+        assert!(Action::ALL.iter().all(|a| Action::from_name(a.as_str()) == Some(*a)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::sys::Source;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use common::config::Stream;
-use common::proto::control::{kind, ActionResult, ProcessInfo, Reply, Request, MAX_LINE};
+use common::proto::control::{kind, Action, ActionResult, ProcessInfo, Reply, Request, MAX_LINE};
 use common::proto::spawn::{ExitStatus, Request as SpawnRequest, SignalPurpose};
 use common::units::parse_signal;
 use serde_json::json;
@@ -442,12 +442,12 @@ impl Supervisor {
         }
     }
 
-    fn tail(&mut self, client: u32, req: &Request, targets: &[Target]) {
+    fn tail(&mut self, client: u32, action: Action, req: &Request, targets: &[Target]) {
         let id = req.id;
         let asked = req.args.get("bytes").and_then(serde_json::Value::as_u64).unwrap_or(1600);
         let bytes = usize::try_from(asked).unwrap_or(usize::MAX).min(MAX_TAIL_BYTES);
         let follow = req.args.get("follow").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        let (data, source) = if req.action == "maintail" {
+        let (data, source) = if action == Action::Maintail {
             let recent = &self.log.recent;
             let data = if recent.len() >= bytes { recent.last(bytes) } else { self.log.file().read_tail(bytes) };
             (data, FollowSource::Main)
@@ -509,10 +509,14 @@ impl Supervisor {
 
     fn handle(&mut self, client: u32, req: Request) {
         let id = req.id;
-        self.log.log(common::config::raw::LogLevel::Debug, &format!("control: {} {:?}", req.action, req.names));
+        let Some(action) = req.action() else {
+            let msg = format!("unknown action '{}'", req.action.escape_debug());
+            return self.reply(client, &Reply::err(id, kind::UNKNOWN_ACTION, msg));
+        };
+        self.log.log(common::config::raw::LogLevel::Debug, &format!("control: {action} {:?}", req.names));
         // Nothing about the programs, not even whether a name exists, before the peer has
         // authenticated and been given a role.
-        if req.action == "auth" {
+        if action == Action::Auth {
             return self.authenticate(client, &req);
         }
         let Some(c) = self.clients.get(&client) else { return };
@@ -524,27 +528,25 @@ impl Supervisor {
             self.log.warn(&format!("refused uid {}: {why}", c.uid));
             return self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
         }
-        let resolve = !req.names.is_empty() && req.action != "update";
+        let resolve = !req.names.is_empty() && action != Action::Update;
         let targets = if resolve { self.registry.select(&req.names) } else { Ok(Vec::new()) };
         let targets = match targets {
             Ok(t) => t,
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
-        if let Err(why) = self.authorize(client, &req, &targets) {
+        if let Err(why) = self.authorize(client, action, &req, &targets) {
             let uid = self.clients.get(&client).map_or(0, |c| c.uid);
             self.log.warn(&format!("refused uid {uid}: {why}"));
             return self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
         }
-        let needs_names =
-            matches!(req.action.as_str(), "start" | "stop" | "restart" | "signal" | "tail" | "clear" | "fg" | "attach");
-        if needs_names && req.names.is_empty() {
-            return self.reply(
-                client,
-                &Reply::err(id, kind::BAD_REQUEST, format!("{} needs a process name or 'all'", req.action)),
-            );
+        if action.needs_names() && req.names.is_empty() {
+            let msg = format!("{action} needs a process name or 'all'");
+            return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, msg));
         }
-        match req.action.as_str() {
-            "status" => {
+        match action {
+            // Answered above, before anything else.
+            Action::Auth => {}
+            Action::Status => {
                 let grants = self.clients.get(&client).and_then(|c| c.grants.clone());
                 let visible = |s: &usize| {
                     grants.as_ref().is_none_or(|g| g.role_for(Some(&self.registry.procs[s].program.name)).is_some())
@@ -557,15 +559,17 @@ impl Supervisor {
                 let infos: Vec<ProcessInfo> = slots.into_iter().map(|s| self.info(s)).collect();
                 self.reply(client, &Reply::ok(id, json!(infos)));
             }
-            "start" => self.start_job(targets, Some((client, id))),
-            "stop" => self.stop_job(targets, Then::Reply, Some((client, id)), None),
-            "restart" => {
+            Action::Start => self.start_job(targets, Some((client, id))),
+            Action::Stop => self.stop_job(targets, Then::Reply, Some((client, id)), None),
+            Action::Restart => {
                 let again = targets.clone();
                 self.stop_job(targets, Then::Start(again), Some((client, id)), None);
             }
-            "signal" => self.signal(client, id, &req, &targets),
-            "pid" if req.names.is_empty() => self.reply(client, &Reply::ok(id, json!({ "pid": self.spawner_pid }))),
-            "pid" => {
+            Action::Signal => self.signal(client, id, &req, &targets),
+            Action::Pid if req.names.is_empty() => {
+                self.reply(client, &Reply::ok(id, json!({ "pid": self.spawner_pid })))
+            }
+            Action::Pid => {
                 let pids: Vec<_> = targets
                     .iter()
                     .map(|(s, _)| {
@@ -575,40 +579,37 @@ impl Supervisor {
                     .collect();
                 self.reply(client, &Reply::ok(id, json!(pids)));
             }
-            "avail" => self.request_reload(ReloadKind::Avail, Some((client, id))),
-            "reread" => self.request_reload(ReloadKind::Reread, Some((client, id))),
-            "update" => self.request_reload(ReloadKind::Update(req.names.clone()), Some((client, id))),
-            "reload" => self.request_reload(ReloadKind::Reload, Some((client, id))),
-            "shutdown" => {
+            Action::Avail => self.request_reload(ReloadKind::Avail, Some((client, id))),
+            Action::Reread => self.request_reload(ReloadKind::Reread, Some((client, id))),
+            Action::Update => self.request_reload(ReloadKind::Update(req.names.clone()), Some((client, id))),
+            Action::Reload => self.request_reload(ReloadKind::Reload, Some((client, id))),
+            Action::Shutdown => {
                 self.log.info(&format!("shutdown requested by control client {client}"));
                 self.begin_shutdown(Some((client, id)));
             }
-            "version" => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
-            "tail" | "maintail" => self.tail(client, &req, &targets),
-            "clear" => self.clear(client, id, &targets),
-            "fg" | "attach" => self.attach(client, &req, &targets),
-            other => self.reply(client, &Reply::err(id, kind::UNKNOWN_ACTION, format!("unknown action '{other}'"))),
+            Action::Version => self.reply(client, &Reply::ok(id, json!(common::VERSION))),
+            Action::Tail | Action::Maintail => self.tail(client, action, &req, &targets),
+            Action::Clear => self.clear(client, id, &targets),
+            Action::Attach => self.attach(client, &req, &targets),
         }
     }
 
     /// Checks the client's role for the action on its targets (DESIGN §8): "viewer may not stop
     /// web", or "uid 1001 matches no socket.access rule".
-    fn authorize(&self, client: u32, req: &Request, targets: &[Target]) -> Result<(), String> {
+    fn authorize(&self, client: u32, action: Action, req: &Request, targets: &[Target]) -> Result<(), String> {
         use crate::access::{required_role, role_name};
         let Some(c) = self.clients.get(&client) else { return Err("unknown client".into()) };
         let Some(grants) = &c.grants else { return Ok(()) };
         if grants.is_nobody() {
             return Err(format!("uid {} matches no socket.access rule", c.uid));
         }
-        let need = required_role(&req.action);
-        let on_programs = !targets.is_empty() || (req.action == "status" && req.names.is_empty());
+        let need = required_role(action);
+        let on_programs = !targets.is_empty() || (action == Action::Status && req.names.is_empty());
         if !on_programs {
             return match grants.role_for(None) {
                 Some(role) if role >= need => Ok(()),
-                Some(role) => Err(format!("{} may not {}", role_name(role), req.action)),
-                None => {
-                    Err(format!("uid {} has no role beyond some programs: {} needs one for all", c.uid, req.action))
-                }
+                Some(role) => Err(format!("{} may not {action}", role_name(role))),
+                None => Err(format!("uid {} has no role beyond some programs: {action} needs one for all", c.uid)),
             };
         }
         for (slot, _) in targets {
@@ -616,7 +617,7 @@ impl Supervisor {
             let has = grants.role_for(Some(&p.program.name));
             match has {
                 Some(role) if role >= need => {}
-                Some(role) => return Err(format!("{} may not {} {}", role_name(role), req.action, p.name)),
+                Some(role) => return Err(format!("{} may not {action} {}", role_name(role), p.name)),
                 None => return Err(format!("uid {} has no role for {}", c.uid, p.name)),
             }
         }

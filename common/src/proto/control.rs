@@ -6,14 +6,139 @@ use serde::{Deserialize, Serialize};
 /// Longest line either side accepts, in bytes (1 MiB).
 pub const MAX_LINE: usize = 1 << 20;
 
+/// Every action of the control protocol (DESIGN §6, §7). The wire spells each as its
+/// lowercase name ([`Action::as_str`]); `fg` is also read as `attach`. One type for the
+/// protocol, the server, the access check and the ctl: a new action must be given a role and a
+/// handler wherever actions are matched, since those matches have no fallback arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Present `socket.auth`'s username and password.
+    Auth,
+    /// supervisorctl's `status`.
+    Status,
+    /// Start processes.
+    Start,
+    /// Stop processes.
+    Stop,
+    /// Stop, then start processes.
+    Restart,
+    /// Send processes a signal.
+    Signal,
+    /// The daemon's pid, or processes' pids.
+    Pid,
+    /// Programs configured and whether they are in use.
+    Avail,
+    /// Show the config file's changes without applying them.
+    Reread,
+    /// Apply the config file's changes.
+    Update,
+    /// Stop everything and start again from the config file.
+    Reload,
+    /// Stop everything and exit.
+    Shutdown,
+    /// The daemon's version.
+    Version,
+    /// The end of a process's log.
+    Tail,
+    /// The end of the main log.
+    Maintail,
+    /// Empty processes' logs.
+    Clear,
+    /// Attach to a process's terminal or stdin (`fg`).
+    Attach,
+}
+
+impl Action {
+    /// Every action, in the order `help` lists them.
+    pub const ALL: [Action; 17] = [
+        Action::Status,
+        Action::Start,
+        Action::Stop,
+        Action::Restart,
+        Action::Signal,
+        Action::Pid,
+        Action::Tail,
+        Action::Maintail,
+        Action::Clear,
+        Action::Attach,
+        Action::Avail,
+        Action::Reread,
+        Action::Update,
+        Action::Reload,
+        Action::Shutdown,
+        Action::Version,
+        Action::Auth,
+    ];
+
+    /// The name the wire uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Auth => "auth",
+            Action::Status => "status",
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+            Action::Signal => "signal",
+            Action::Pid => "pid",
+            Action::Avail => "avail",
+            Action::Reread => "reread",
+            Action::Update => "update",
+            Action::Reload => "reload",
+            Action::Shutdown => "shutdown",
+            Action::Version => "version",
+            Action::Tail => "tail",
+            Action::Maintail => "maintail",
+            Action::Clear => "clear",
+            Action::Attach => "attach",
+        }
+    }
+
+    /// The action a wire name means (`fg` is `attach`), or `None`.
+    pub fn from_name(name: &str) -> Option<Action> {
+        match name {
+            "fg" => Some(Action::Attach),
+            _ => Action::ALL.into_iter().find(|a| a.as_str() == name),
+        }
+    }
+
+    /// Whether the action needs process names (or `all`).
+    pub fn needs_names(self) -> bool {
+        match self {
+            Action::Start
+            | Action::Stop
+            | Action::Restart
+            | Action::Signal
+            | Action::Tail
+            | Action::Clear
+            | Action::Attach => true,
+            Action::Auth
+            | Action::Status
+            | Action::Pid
+            | Action::Avail
+            | Action::Reread
+            | Action::Update
+            | Action::Reload
+            | Action::Shutdown
+            | Action::Version
+            | Action::Maintail => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A request: `{"id": 7, "action": "stop", "names": ["web"], "args": {}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// Chosen by the client, echoed in the reply.
     pub id: u64,
-    /// The action: `status`, `start`, `stop`, `restart`, `signal`, `pid`, `avail`, `shutdown`,
-    /// `version`.
+    /// The action's wire name ([`Action::as_str`]); kept as text so that an unknown one is
+    /// answered `unknown_action` naming it, not refused as a malformed line.
     pub action: String,
     /// Process or program names, or `all`.
     #[serde(default)]
@@ -21,6 +146,13 @@ pub struct Request {
     /// Action arguments (`signal`: `{"signal": "HUP"}`).
     #[serde(default)]
     pub args: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Request {
+    /// The action this request names, if this side knows it.
+    pub fn action(&self) -> Option<Action> {
+        Action::from_name(&self.action)
+    }
 }
 
 /// A reply: `{"id": 7, "ok": true, "data": …}` or `{"id": 7, "ok": false, "error": {…}}`.
