@@ -1,209 +1,871 @@
-//! The YAML file as written: every key of DESIGN §3 with its aliases, nothing defaulted yet.
+//! The YAML file as written: every key of DESIGN §3 with its aliases, nothing defaulted yet, each
+//! value with the position of its key (or, in a list, of itself) for the errors of `validate.rs`.
 //!
-//! Structure only: unknown keys are refused (`deny_unknown_fields`, turned into a "did you mean"
-//! hint by `load.rs`) and scalars are kept as the text written. Their meaning (umask, size,
-//! signal …) is parsed in `validate.rs`, which locates each error at its key: serde_yaml would
-//! place an error raised inside a value at the enclosing mapping.
+//! [`read`] walks the tree of `yaml.rs` once and reports every structural problem it meets
+//! (unknown and repeated keys with a "did you mean" hint, missing required keys, a value of the
+//! wrong kind: `programs.web.numprocs: expected a whole number, got "two"`) and goes on, so that
+//! one run reports them all. A key whose value is wrong is left out, so `validate.rs` adds no
+//! second error about it. Scalars are read by their text, whatever their quoting (`"2"` is a
+//! number where a number is expected); what a text means beyond its kind (a umask, a size, a
+//! signal) is parsed in `validate.rs`.
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
+use super::diag::{did_you_mean, plain, Diag, Pos};
+use super::yaml::{Node, Value};
+use crate::names::check_program_name;
 
-/// A whole config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFile {
-    /// Globs of further files whose `programs` join this one's.
-    #[serde(default)]
-    pub include: Option<Vec<String>>,
-    /// The `server:` section.
-    #[serde(default)]
-    pub server: Option<RawServer>,
-    /// The `socket:` section.
-    #[serde(default)]
-    pub socket: Option<RawSocket>,
-    /// The `ctl:` section.
-    #[serde(default)]
-    pub ctl: Option<RawCtl>,
-    /// The `programs:` section, by name.
-    #[serde(default)]
-    pub programs: Option<BTreeMap<String, RawProgram>>,
+/// A value and where its key (or, in a list, the value itself) was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// Where errors about it point.
+    pub pos: Pos,
 }
 
-/// What taskmasterctl reads of a config file: `socket` and `ctl`, every other key ignored
-/// (DESIGN §7: the ctl neither validates nor expands `programs`).
-#[derive(Debug, Default, Deserialize)]
-pub struct RawCtlView {
-    /// The `socket:` section.
-    #[serde(default)]
-    pub socket: Option<RawSocket>,
-    /// The `ctl:` section.
-    #[serde(default)]
-    pub ctl: Option<RawCtl>,
+/// A whole config file.
+#[derive(Debug, Default)]
+pub struct RawFile {
+    /// Globs of further files whose `programs` join this one's.
+    pub include: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The `server:` section, at its key.
+    pub server: Option<Spanned<RawServer>>,
+    /// The `socket:` section, at its key.
+    pub socket: Option<Spanned<RawSocket>>,
+    /// The `ctl:` section, at its key.
+    pub ctl: Option<Spanned<RawCtl>>,
+    /// The `programs:` section, in file order (a name given twice is kept twice, for
+    /// `validate.rs` to report with both places).
+    pub programs: Vec<RawProgram>,
 }
 
 /// `server:` (DESIGN §3), as supervisord's `[supervisord]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)] // each field is the DESIGN §3 key of the same name
 pub struct RawServer {
-    pub logfile: Option<String>,
-    pub logfile_maxbytes: Option<Scalar>,
-    pub logfile_backups: Option<u32>,
-    pub loglevel: Option<Scalar>,
-    pub syslog: Option<RawSyslog>,
-    pub pidfile: Option<String>,
-    pub user: Option<String>,
-    pub umask: Option<Scalar>,
-    pub directory: Option<String>,
-    #[serde(alias = "env")]
-    pub environment: Option<BTreeMap<String, Scalar>>,
-    pub daemon: Option<bool>,
-    pub minfds: Option<u64>,
-    pub minprocs: Option<u64>,
-    pub childlogdir: Option<String>,
+    pub logfile: Option<Spanned<String>>,
+    pub logfile_maxbytes: Option<Spanned<String>>,
+    pub logfile_backups: Option<Spanned<u32>>,
+    pub loglevel: Option<Spanned<String>>,
+    pub syslog: Option<Spanned<RawSyslog>>,
+    pub pidfile: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub umask: Option<Spanned<String>>,
+    pub directory: Option<Spanned<String>>,
+    pub environment: Vec<(String, Spanned<String>)>,
+    pub daemon: Option<Spanned<bool>>,
+    pub minfds: Option<Spanned<u64>>,
+    pub minprocs: Option<Spanned<u64>>,
+    pub childlogdir: Option<Spanned<String>>,
 }
 
 /// `server.syslog`: `true`/`false`, or a table naming facility and ident.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawSyslog {
     /// `syslog: true`.
     Enabled(bool),
     /// `syslog: {facility: daemon, ident: taskmasterd, socket: /dev/log}`.
     Detailed {
         /// Syslog facility name, `daemon` by default.
-        facility: Option<String>,
+        facility: Option<Spanned<String>>,
         /// Syslog ident, `taskmasterd` by default.
-        ident: Option<String>,
+        ident: Option<Spanned<String>>,
         /// The local syslog socket, `/dev/log` by default (a taskmaster addition, for hosts
         /// and tests whose syslog listens elsewhere).
-        socket: Option<String>,
+        socket: Option<Spanned<String>>,
     },
 }
 
 /// `socket:` (DESIGN §3, §8).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RawSocket {
-    #[serde(alias = "file")]
-    pub path: Option<String>,
-    pub chmod: Option<Scalar>,
-    pub chown: Option<String>,
-    pub access: Option<Vec<RawAccessRule>>,
-    pub auth: Option<RawAuth>,
+    pub path: Option<Spanned<String>>,
+    pub chmod: Option<Spanned<String>>,
+    pub chown: Option<Spanned<String>>,
+    pub access: Vec<RawAccessRule>,
+    pub auth: Option<Spanned<RawAuth>>,
 }
 
-/// One `socket.access` rule.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `socket.access` rule, at its own place in the list.
+#[derive(Debug)]
 #[allow(missing_docs)]
 pub struct RawAccessRule {
-    pub user: Option<String>,
-    pub group: Option<String>,
+    /// Where the rule starts.
+    pub pos: Pos,
+    /// Its index in `socket.access`, from 0.
+    pub index: usize,
+    pub user: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
     pub role: Role,
-    pub programs: Option<Vec<String>>,
+    pub programs: Vec<Spanned<String>>,
 }
 
 /// `socket.auth`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 #[allow(missing_docs)]
 pub struct RawAuth {
     pub username: String,
-    pub password_hash: String,
+    pub password_hash: Spanned<String>,
 }
 
 /// `ctl:`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RawCtl {
-    pub prompt: Option<String>,
-    pub history_file: Option<String>,
+    pub prompt: Option<Spanned<String>>,
+    pub history_file: Option<Spanned<String>>,
 }
 
 /// One `programs.NAME` table, as supervisord's `[program:NAME]` plus the brief's aliases.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RawProgram {
-    #[serde(alias = "cmd")]
-    pub command: Option<Command>,
-    pub numprocs: Option<u32>,
-    pub numprocs_start: Option<u32>,
-    pub priority: Option<i32>,
-    pub autostart: Option<bool>,
-    pub autorestart: Option<Scalar>,
-    pub exitcodes: Option<ExitCodes>,
-    #[serde(alias = "starttime")]
-    pub startsecs: Option<u64>,
-    pub startretries: Option<u32>,
-    pub stopsignal: Option<Scalar>,
-    #[serde(alias = "stoptime")]
-    pub stopwaitsecs: Option<u64>,
-    pub stopasgroup: Option<bool>,
-    pub killasgroup: Option<bool>,
-    pub user: Option<String>,
-    #[serde(alias = "workingdir")]
-    pub directory: Option<String>,
-    pub umask: Option<Scalar>,
-    #[serde(alias = "env")]
-    pub environment: Option<BTreeMap<String, Scalar>>,
-    #[serde(alias = "stdout", default, deserialize_with = "log_path")]
-    pub stdout_logfile: Option<LogPath>,
-    #[serde(alias = "stderr", default, deserialize_with = "log_path")]
-    pub stderr_logfile: Option<LogPath>,
-    pub redirect_stderr: Option<bool>,
-    pub stdout_logfile_maxbytes: Option<Scalar>,
-    pub stderr_logfile_maxbytes: Option<Scalar>,
-    pub stdout_logfile_backups: Option<u32>,
-    pub stderr_logfile_backups: Option<u32>,
-    pub stdout_syslog: Option<bool>,
-    pub stderr_syslog: Option<bool>,
-    pub pty: Option<bool>,
-    pub capabilities: Option<Vec<String>>,
+    /// The key under `programs:`, at its place.
+    pub name: Spanned<String>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub numprocs: Option<Spanned<u32>>,
+    pub numprocs_start: Option<Spanned<u32>>,
+    pub priority: Option<Spanned<i32>>,
+    pub autostart: Option<Spanned<bool>>,
+    pub autorestart: Option<Spanned<String>>,
+    pub exitcodes: Option<Spanned<Vec<i32>>>,
+    pub startsecs: Option<Spanned<u64>>,
+    pub startretries: Option<Spanned<u32>>,
+    pub stopsignal: Option<Spanned<String>>,
+    pub stopwaitsecs: Option<Spanned<u64>>,
+    pub stopasgroup: Option<Spanned<bool>>,
+    pub killasgroup: Option<Spanned<bool>>,
+    pub user: Option<Spanned<String>>,
+    pub directory: Option<Spanned<String>>,
+    pub umask: Option<Spanned<String>>,
+    pub environment: Vec<(String, Spanned<String>)>,
+    pub stdout_logfile: Option<Spanned<LogPath>>,
+    pub stderr_logfile: Option<Spanned<LogPath>>,
+    pub redirect_stderr: Option<Spanned<bool>>,
+    pub stdout_logfile_maxbytes: Option<Spanned<String>>,
+    pub stderr_logfile_maxbytes: Option<Spanned<String>>,
+    pub stdout_logfile_backups: Option<Spanned<u32>>,
+    pub stderr_logfile_backups: Option<Spanned<u32>>,
+    pub stdout_syslog: Option<Spanned<bool>>,
+    pub stderr_syslog: Option<Spanned<bool>>,
+    pub pty: Option<Spanned<bool>>,
+    pub capabilities: Vec<Spanned<String>>,
 }
 
-/// Reads any YAML scalar as its text: `42`, `true` and `"x"` give "42", "true" and "x".
-struct ScalarText;
-
-impl Visitor<'_> for ScalarText {
-    type Value = String;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a scalar (string, number or boolean)")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-}
-
-fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    d.deserialize_str(ScalarText)
-}
-
-/// A scalar kept as the text it was written with (environment values: `ANSWER: 42` is "42").
+/// Where a stream is logged: `AUTO` (a file in `childlogdir`), `NONE`/null (discarded), or a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scalar(pub String);
+pub enum LogPath {
+    /// `AUTO`: `{childlogdir}/{process}-{stream}.log`.
+    Auto,
+    /// `NONE` or null: the child gets /dev/null.
+    None,
+    /// A path, relative to the config file's directory.
+    Path(String),
+}
 
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        scalar_text(d).map(Scalar)
+/// The top-level sections of a config file.
+pub const SECTIONS: [&str; 5] = ["include", "server", "socket", "ctl", "programs"];
+/// The keys of `server:`.
+pub const SERVER_KEYS: &[&str] = &[
+    "logfile",
+    "logfile_maxbytes",
+    "logfile_backups",
+    "loglevel",
+    "syslog",
+    "pidfile",
+    "user",
+    "umask",
+    "directory",
+    "environment",
+    "env",
+    "daemon",
+    "minfds",
+    "minprocs",
+    "childlogdir",
+];
+/// The keys of `server.syslog` as a table.
+pub const SYSLOG_KEYS: &[&str] = &["facility", "ident", "socket"];
+/// The keys of `socket:` (`file` is an alias of `path`).
+pub const SOCKET_KEYS: &[&str] = &["path", "file", "chmod", "chown", "access", "auth"];
+/// The keys of one `socket.access` rule.
+pub const ACCESS_KEYS: &[&str] = &["user", "group", "role", "programs"];
+/// The keys of `socket.auth`.
+pub const AUTH_KEYS: &[&str] = &["username", "password_hash"];
+/// The keys of `ctl:`.
+pub const CTL_KEYS: &[&str] = &["prompt", "history_file"];
+/// The keys of a program, with the brief's aliases.
+pub const PROGRAM_KEYS: &[&str] = &[
+    "command",
+    "cmd",
+    "numprocs",
+    "numprocs_start",
+    "priority",
+    "autostart",
+    "autorestart",
+    "exitcodes",
+    "startsecs",
+    "starttime",
+    "startretries",
+    "stopsignal",
+    "stopwaitsecs",
+    "stoptime",
+    "stopasgroup",
+    "killasgroup",
+    "user",
+    "directory",
+    "workingdir",
+    "umask",
+    "environment",
+    "env",
+    "stdout_logfile",
+    "stdout",
+    "stderr_logfile",
+    "stderr",
+    "redirect_stderr",
+    "stdout_logfile_maxbytes",
+    "stderr_logfile_maxbytes",
+    "stdout_logfile_backups",
+    "stderr_logfile_backups",
+    "stdout_syslog",
+    "stderr_syslog",
+    "pty",
+    "capabilities",
+];
+
+/// What of a file to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: taskmasterd.
+    Daemon,
+    /// `socket` and `ctl` only, every other key ignored (DESIGN §7: taskmasterctl neither
+    /// validates nor expands `programs`).
+    Ctl,
+}
+
+/// Whether a parsed document is a config: a mapping whose top-level keys are all config
+/// sections. Only then may errors quote its values (`diag.rs`).
+pub fn is_config(root: Option<&Node>) -> bool {
+    match root.map(|n| &n.value) {
+        None | Some(Value::Null) => true,
+        Some(Value::Map(entries)) => entries.iter().all(|(k, _)| k.scalar().is_some_and(|k| SECTIONS.contains(&k))),
+        Some(_) => false,
     }
+}
+
+/// Reads a parsed document (`None`: an empty file) into a [`RawFile`], recording every problem
+/// in `diag` and going on after each.
+pub fn read(root: Option<&Node>, scope: Scope, diag: &mut Diag) -> RawFile {
+    diag.allow_quotes(is_config(root));
+    let mut r = Reader { diag };
+    let mut raw = RawFile::default();
+    let Some(root) = root else { return raw };
+    if matches!(root.value, Value::Null) {
+        return raw;
+    }
+    let Value::Map(entries) = &root.value else {
+        let got = r.diag.got(root.found());
+        r.diag.error(root.pos, format!("expected a mapping of config sections ({}), got {got}", SECTIONS.join(", ")));
+        return raw;
+    };
+    for e in r.entries(entries, None, Duplicates::Refuse) {
+        match (scope, e.key) {
+            (Scope::Daemon, "include") => raw.include = r.strings(&e, "include").map(|v| r.at(&e, v)),
+            (Scope::Daemon, "programs") => raw.programs = r.programs(&e),
+            (Scope::Daemon, "server") => raw.server = r.section(&e, "server", |r, m| r.server(m)),
+            (_, "socket") => raw.socket = r.section(&e, "socket", |r, m| r.socket(m)),
+            (_, "ctl") => raw.ctl = r.section(&e, "ctl", |r, m| r.ctl(m)),
+            (Scope::Ctl, _) => {}
+            (Scope::Daemon, _) => r.unknown(&e, None, &SECTIONS),
+        }
+    }
+    raw
+}
+
+/// One entry of a mapping: its key as a string, where the key is, and the value.
+struct Entry<'n> {
+    key: &'n str,
+    pos: Pos,
+    value: &'n Node,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Duplicates {
+    /// A key given twice is an error here.
+    Refuse,
+    /// Kept, for the caller to report (program names, whose twins may be in another file).
+    Keep,
+}
+
+struct Reader<'d> {
+    diag: &'d mut Diag,
+}
+
+impl Reader<'_> {
+    fn at<T>(&self, e: &Entry<'_>, value: T) -> Spanned<T> {
+        Spanned { value, pos: e.pos }
+    }
+
+    /// A key's name for a message: `'name'` when it is a plain word and the document a config
+    /// (or `always`, for a near miss of a known key); else `None`.
+    fn key_name(&self, key: &str, always: bool) -> Option<String> {
+        (plain(key) && (always || self.diag.quote(key).is_some())).then(|| format!("'{key}'"))
+    }
+
+    /// The entries of a mapping whose keys are strings. A key that is not a scalar is reported
+    /// and skipped; with [`Duplicates::Refuse`], so is a key given a second time.
+    fn entries<'n>(&mut self, entries: &'n [(Node, Node)], path: Option<&str>, dups: Duplicates) -> Vec<Entry<'n>> {
+        let mut out: Vec<Entry<'n>> = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let Some(key) = k.scalar() else {
+                let what = path.map_or_else(|| "at the top level".to_owned(), |p| format!("in {p}"));
+                self.diag.error(k.pos, format!("a key {what} must be a plain word, not {}", self.diag.got(k.found())));
+                continue;
+            };
+            if dups == Duplicates::Refuse {
+                if let Some(first) = out.iter().find(|e| e.key == key) {
+                    let name = self.key_name(key, false).map(|n| format!(" {n}")).unwrap_or_default();
+                    let place = path.map(|p| format!(" in {p}")).unwrap_or_default();
+                    let first = first.pos;
+                    self.diag.error(k.pos, format!("duplicate key{name}{place} (first at {first})"));
+                    continue;
+                }
+            }
+            out.push(Entry { key, pos: k.pos, value: v });
+        }
+        out
+    }
+
+    /// Reports an unknown key of the mapping at `path` (`None`: the top level), with the
+    /// closest of `known` as a hint.
+    fn unknown(&mut self, e: &Entry<'_>, path: Option<&str>, known: &[&str]) {
+        let best = did_you_mean(e.key, known);
+        let hint = best.map(|c| format!(" (did you mean '{c}'?)")).unwrap_or_default();
+        let name = self.key_name(e.key, best.is_some());
+        let message = match (path, name) {
+            (Some(p), Some(n)) => format!("unknown key {n} in {p}{hint}"),
+            (Some(p), None) => format!("unknown key in {p}{hint}"),
+            // At the top level of what is then not a config, a key is named only when it is a
+            // near miss of a section.
+            (None, Some(n)) if best.is_some() => format!("unknown key {n}{hint}"),
+            (None, _) => format!("unknown top-level key (expected one of {})", known.join(", ")),
+        };
+        self.diag.error(e.pos, message);
+    }
+
+    /// `expected {what}, got …` for the value of `e`, at its key.
+    fn expected(&mut self, e: &Entry<'_>, path: &str, what: &str) {
+        let got = self.diag.got(e.value.found());
+        self.diag.error(e.pos, format!("{path}: expected {what}, got {got}"));
+    }
+
+    /// The mapping under a key, or an error (`None` for null: an empty section).
+    fn mapping<'n>(&mut self, e: &Entry<'n>, path: &str) -> Option<&'n [(Node, Node)]> {
+        match &e.value.value {
+            Value::Map(m) => Some(m),
+            Value::Null => None,
+            _ => {
+                self.expected(e, path, "a mapping (indented 'key: value' lines or {key: value})");
+                None
+            }
+        }
+    }
+
+    fn section<T: Default>(
+        &mut self,
+        e: &Entry<'_>,
+        path: &str,
+        read: impl FnOnce(&mut Self, &[(Node, Node)]) -> T,
+    ) -> Option<Spanned<T>> {
+        let value = match &e.value.value {
+            Value::Null => T::default(),
+            _ => {
+                let m = self.mapping(e, path)?;
+                read(self, m)
+            }
+        };
+        Some(self.at(e, value))
+    }
+
+    /// A scalar's text; null is absent; a list or a mapping is an error.
+    fn text(&mut self, e: &Entry<'_>, path: &str, what: &str) -> Option<Spanned<String>> {
+        match &e.value.value {
+            Value::Scalar(s) => Some(self.at(e, s.clone())),
+            Value::Null => None,
+            _ => {
+                self.expected(e, path, what);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, e: &Entry<'_>, path: &str) -> Option<Spanned<String>> {
+        self.text(e, path, "a string")
+    }
+
+    /// A whole number of type `T` (`u32`, `u64`, `i32`): decimal digits, or YAML 1.2's `0x`/`0o`.
+    fn number<T: TryFrom<i128> + std::fmt::Display + num_bounds::Bounded>(
+        &mut self,
+        e: &Entry<'_>,
+        path: &str,
+    ) -> Option<Spanned<T>> {
+        let text = self.text(e, path, "a whole number")?;
+        match parse_int(&text.value).and_then(|n| T::try_from(n).ok()) {
+            Some(v) => Some(self.at(e, v)),
+            None => {
+                let range = if T::MIN_IS_ZERO {
+                    format!("a whole number up to {}", T::max())
+                } else {
+                    format!("a whole number from {} to {}", T::min(), T::max())
+                };
+                let what = if parse_int(&text.value).is_some() { range } else { "a whole number".to_owned() };
+                self.expected(e, path, &what);
+                None
+            }
+        }
+    }
+
+    /// A boolean, as supervisord reads one: true/false, yes/no, on/off, 1/0, in any case.
+    fn boolean(&mut self, e: &Entry<'_>, path: &str) -> Option<Spanned<bool>> {
+        let text = self.text(e, path, "true or false")?;
+        match parse_bool(&text.value) {
+            Some(b) => Some(self.at(e, b)),
+            None => {
+                self.expected(e, path, "true or false");
+                None
+            }
+        }
+    }
+
+    /// A list of strings; each element that is not a scalar is reported at itself.
+    fn strings(&mut self, e: &Entry<'_>, path: &str) -> Option<Vec<Spanned<String>>> {
+        let items = match &e.value.value {
+            Value::List(items) => items,
+            Value::Null => return None,
+            _ => {
+                self.expected(e, path, "a list such as [a, b]");
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match &item.value {
+                Value::Scalar(s) => out.push(Spanned { value: s.clone(), pos: item.pos }),
+                _ => {
+                    let got = self.diag.got(item.found());
+                    self.diag.error(item.pos, format!("{path}[{i}]: expected a string, got {got}"));
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// `NAME: value` pairs, sorted by name (the order the environment is given in); a value
+    /// must be a scalar, kept as its text (`ANSWER: 42` is "42").
+    fn environment(&mut self, e: &Entry<'_>, path: &str) -> Vec<(String, Spanned<String>)> {
+        let Some(m) = self.mapping(e, path) else { return Vec::new() };
+        let mut out = Vec::new();
+        for var in self.entries(m, Some(path), Duplicates::Refuse) {
+            let var_path = match self.key_name(var.key, false) {
+                Some(_) => format!("{path}.{}", var.key),
+                None => path.to_owned(),
+            };
+            match &var.value.value {
+                Value::Scalar(s) => out.push((var.key.to_owned(), self.at(&var, s.clone()))),
+                _ => self.expected(&var, &var_path, "a value (a string, a number or a boolean)"),
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn server(&mut self, m: &[(Node, Node)]) -> RawServer {
+        let mut s = RawServer::default();
+        for e in self.entries(m, Some("server"), Duplicates::Refuse) {
+            let p = format!("server.{}", e.key);
+            match e.key {
+                "logfile" => s.logfile = self.string(&e, &p),
+                "logfile_maxbytes" => s.logfile_maxbytes = self.text(&e, &p, "a size such as 50MB"),
+                "logfile_backups" => s.logfile_backups = self.number(&e, &p),
+                "loglevel" => s.loglevel = self.text(&e, &p, "a log level"),
+                "syslog" => s.syslog = self.syslog(&e),
+                "pidfile" => s.pidfile = self.string(&e, &p),
+                "user" => s.user = self.string(&e, &p),
+                "umask" => s.umask = self.text(&e, &p, "an octal mode such as 022"),
+                "directory" => s.directory = self.string(&e, &p),
+                "environment" | "env" => s.environment = self.environment(&e, &p),
+                "daemon" => s.daemon = self.boolean(&e, &p),
+                "minfds" => s.minfds = self.number(&e, &p),
+                "minprocs" => s.minprocs = self.number(&e, &p),
+                "childlogdir" => s.childlogdir = self.string(&e, &p),
+                _ => self.unknown(&e, Some("server"), SERVER_KEYS),
+            }
+        }
+        s
+    }
+
+    fn syslog(&mut self, e: &Entry<'_>) -> Option<Spanned<RawSyslog>> {
+        const WHAT: &str = "true, false or a mapping of facility, ident and socket";
+        match &e.value.value {
+            Value::Null => None,
+            Value::Scalar(s) => match parse_bool(s) {
+                Some(b) => Some(self.at(e, RawSyslog::Enabled(b))),
+                None => {
+                    self.expected(e, "server.syslog", WHAT);
+                    None
+                }
+            },
+            Value::Map(m) => {
+                let (mut facility, mut ident, mut socket) = (None, None, None);
+                for f in self.entries(m, Some("server.syslog"), Duplicates::Refuse) {
+                    let p = format!("server.syslog.{}", f.key);
+                    match f.key {
+                        "facility" => facility = self.string(&f, &p),
+                        "ident" => ident = self.string(&f, &p),
+                        "socket" => socket = self.string(&f, &p),
+                        _ => self.unknown(&f, Some("server.syslog"), SYSLOG_KEYS),
+                    }
+                }
+                Some(self.at(e, RawSyslog::Detailed { facility, ident, socket }))
+            }
+            Value::List(_) => {
+                self.expected(e, "server.syslog", WHAT);
+                None
+            }
+        }
+    }
+
+    fn socket(&mut self, m: &[(Node, Node)]) -> RawSocket {
+        let mut s = RawSocket::default();
+        for e in self.entries(m, Some("socket"), Duplicates::Refuse) {
+            let p = format!("socket.{}", e.key);
+            match e.key {
+                "path" | "file" => s.path = self.string(&e, &p),
+                "chmod" => s.chmod = self.text(&e, &p, "an octal mode such as 0700"),
+                "chown" => s.chown = self.string(&e, &p),
+                "access" => s.access = self.access(&e),
+                "auth" => s.auth = self.auth(&e),
+                _ => self.unknown(&e, Some("socket"), SOCKET_KEYS),
+            }
+        }
+        s
+    }
+
+    /// `socket.access`: each rule is located at itself, each of its keys at that key.
+    fn access(&mut self, e: &Entry<'_>) -> Vec<RawAccessRule> {
+        let items = match &e.value.value {
+            Value::List(items) => items,
+            Value::Null => return Vec::new(),
+            _ => {
+                self.expected(e, "socket.access", "a list of rules such as - {group: ops, role: viewer}");
+                return Vec::new();
+            }
+        };
+        let mut rules = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("socket.access[{index}]");
+            let Value::Map(m) = &item.value else {
+                let got = self.diag.got(item.found());
+                self.diag.error(
+                    item.pos,
+                    format!("{path}: expected a rule such as {{user: alice, role: operator}}, got {got}"),
+                );
+                continue;
+            };
+            let (mut user, mut group, mut role, mut programs) = (None, None, None, Vec::new());
+            let mut bad_role = false;
+            for f in self.entries(m, Some(&path), Duplicates::Refuse) {
+                let p = format!("{path}.{}", f.key);
+                match f.key {
+                    "user" => user = self.string(&f, &p),
+                    "group" => group = self.string(&f, &p),
+                    "role" => {
+                        role = match f.value.scalar().map(Role::parse) {
+                            Some(Some(r)) => Some(r),
+                            _ => {
+                                self.expected(&f, &p, "viewer, operator or admin");
+                                bad_role = true;
+                                None
+                            }
+                        }
+                    }
+                    "programs" => programs = self.strings(&f, &p).unwrap_or_default(),
+                    _ => self.unknown(&f, Some(&path), ACCESS_KEYS),
+                }
+            }
+            match role {
+                Some(role) => rules.push(RawAccessRule { pos: item.pos, index, user, group, role, programs }),
+                None if bad_role => {}
+                None => self.diag.error(item.pos, format!("{path}: missing key 'role' (viewer, operator or admin)")),
+            }
+        }
+        rules
+    }
+
+    fn auth(&mut self, e: &Entry<'_>) -> Option<Spanned<RawAuth>> {
+        let m = self.mapping(e, "socket.auth")?;
+        let (mut username, mut hash) = (None, None);
+        for f in self.entries(m, Some("socket.auth"), Duplicates::Refuse) {
+            let p = format!("socket.auth.{}", f.key);
+            match f.key {
+                "username" => username = self.string(&f, &p),
+                "password_hash" => hash = self.string(&f, &p),
+                _ => self.unknown(&f, Some("socket.auth"), AUTH_KEYS),
+            }
+        }
+        match (username, hash) {
+            (Some(u), Some(h)) => Some(self.at(e, RawAuth { username: u.value, password_hash: h })),
+            (u, h) => {
+                let missing = if u.is_none() { "username" } else { "password_hash" };
+                if h.is_none() && u.is_none() {
+                    self.diag.error(e.pos, "socket.auth: missing keys 'username' and 'password_hash'");
+                } else {
+                    self.diag.error(e.pos, format!("socket.auth: missing key '{missing}'"));
+                }
+                None
+            }
+        }
+    }
+
+    fn ctl(&mut self, m: &[(Node, Node)]) -> RawCtl {
+        let mut c = RawCtl::default();
+        for e in self.entries(m, Some("ctl"), Duplicates::Refuse) {
+            let p = format!("ctl.{}", e.key);
+            match e.key {
+                "prompt" => c.prompt = self.string(&e, &p),
+                "history_file" => c.history_file = self.string(&e, &p),
+                _ => self.unknown(&e, Some("ctl"), CTL_KEYS),
+            }
+        }
+        c
+    }
+
+    fn programs(&mut self, e: &Entry<'_>) -> Vec<RawProgram> {
+        let Some(m) = self.mapping(e, "programs") else { return Vec::new() };
+        let mut out = Vec::new();
+        for p in self.entries(m, Some("programs"), Duplicates::Keep) {
+            if check_program_name(p.key).is_err() {
+                let name = self.diag.named("invalid program name", p.key);
+                self.diag.error(
+                    p.pos,
+                    format!("programs: {name}: use 1 to 64 letters, digits, '_', '.' or '-' ('all' is reserved)"),
+                );
+                continue;
+            }
+            out.push(self.program(&p));
+        }
+        out
+    }
+
+    fn program(&mut self, e: &Entry<'_>) -> RawProgram {
+        let name = e.key;
+        let path = format!("programs.{name}");
+        let mut p = RawProgram { name: self.at(e, name.to_owned()), ..RawProgram::default() };
+        let mut has_command = false;
+        let entries = match &e.value.value {
+            Value::Map(m) => self.entries(m, Some(&path), Duplicates::Refuse),
+            Value::Null => Vec::new(),
+            _ => {
+                self.expected(e, &path, "a mapping of program settings");
+                return p;
+            }
+        };
+        let mut seen: Vec<(&str, Pos)> = Vec::new();
+        for f in entries {
+            let canonical = match f.key {
+                "cmd" => "command",
+                "starttime" => "startsecs",
+                "stoptime" => "stopwaitsecs",
+                "workingdir" => "directory",
+                "env" => "environment",
+                "stdout" => "stdout_logfile",
+                "stderr" => "stderr_logfile",
+                k => k,
+            };
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == canonical) {
+                let first = *first;
+                self.diag.error(f.pos, format!("duplicate key '{}' in {path}: '{canonical}' is set at {first}", f.key));
+                continue;
+            }
+            let k = format!("{path}.{canonical}");
+            match canonical {
+                "command" => {
+                    has_command = true;
+                    p.command = self.command(&f, &k);
+                }
+                "numprocs" => p.numprocs = self.number(&f, &k),
+                "numprocs_start" => p.numprocs_start = self.number(&f, &k),
+                "priority" => p.priority = self.number(&f, &k),
+                "autostart" => p.autostart = self.boolean(&f, &k),
+                "autorestart" => p.autorestart = self.text(&f, &k, "always, never or unexpected"),
+                "exitcodes" => p.exitcodes = self.exitcodes(&f, &k),
+                "startsecs" => p.startsecs = self.number(&f, &k),
+                "startretries" => p.startretries = self.number(&f, &k),
+                "stopsignal" => p.stopsignal = self.text(&f, &k, "a signal name or number such as TERM"),
+                "stopwaitsecs" => p.stopwaitsecs = self.number(&f, &k),
+                "stopasgroup" => p.stopasgroup = self.boolean(&f, &k),
+                "killasgroup" => p.killasgroup = self.boolean(&f, &k),
+                "user" => p.user = self.string(&f, &k),
+                "directory" => p.directory = self.string(&f, &k),
+                "umask" => p.umask = self.text(&f, &k, "an octal mode such as 022"),
+                "environment" => p.environment = self.environment(&f, &k),
+                "stdout_logfile" => p.stdout_logfile = self.log_path(&f, &k),
+                "stderr_logfile" => p.stderr_logfile = self.log_path(&f, &k),
+                "redirect_stderr" => p.redirect_stderr = self.boolean(&f, &k),
+                "stdout_logfile_maxbytes" => p.stdout_logfile_maxbytes = self.text(&f, &k, "a size such as 50MB"),
+                "stderr_logfile_maxbytes" => p.stderr_logfile_maxbytes = self.text(&f, &k, "a size such as 50MB"),
+                "stdout_logfile_backups" => p.stdout_logfile_backups = self.number(&f, &k),
+                "stderr_logfile_backups" => p.stderr_logfile_backups = self.number(&f, &k),
+                "stdout_syslog" => p.stdout_syslog = self.boolean(&f, &k),
+                "stderr_syslog" => p.stderr_syslog = self.boolean(&f, &k),
+                "pty" => p.pty = self.boolean(&f, &k),
+                "capabilities" => p.capabilities = self.strings(&f, &k).unwrap_or_default(),
+                _ => {
+                    self.unknown(&f, Some(&path), PROGRAM_KEYS);
+                    continue;
+                }
+            }
+            seen.push((canonical, f.pos));
+        }
+        if !has_command {
+            self.diag.error(e.pos, format!("{path}: missing key 'command' (or 'cmd'): every program needs one"));
+        }
+        p
+    }
+
+    /// `command`: a string split as a POSIX shell would (no shell is run), or a list of
+    /// arguments.
+    fn command(&mut self, e: &Entry<'_>, path: &str) -> Option<Spanned<Vec<String>>> {
+        match &e.value.value {
+            Value::Scalar(s) => match shlex::split(s) {
+                Some(argv) => Some(self.at(e, argv)),
+                None => {
+                    let got = self.diag.got(e.value.found());
+                    self.diag.error(
+                        e.pos,
+                        format!("{path}: unbalanced quotes or a trailing '\\' in {got}: quote as a shell would"),
+                    );
+                    None
+                }
+            },
+            Value::List(_) => self.strings(e, path).map(|argv| self.at(e, argv.into_iter().map(|a| a.value).collect())),
+            Value::Null => Some(self.at(e, Vec::new())),
+            Value::Map(_) => {
+                self.expected(e, path, "a command line or a list of arguments");
+                None
+            }
+        }
+    }
+
+    /// `exitcodes`: one code, codes separated by commas, or a list of codes, each 0 to 255.
+    fn exitcodes(&mut self, e: &Entry<'_>, path: &str) -> Option<Spanned<Vec<i32>>> {
+        const WHAT: &str = "exit codes from 0 to 255";
+        let code = |s: &str| s.trim().parse::<i32>().ok().filter(|c| (0..=255).contains(c));
+        match &e.value.value {
+            Value::Null => None,
+            Value::Scalar(s) => match s.split(',').map(code).collect::<Option<Vec<i32>>>() {
+                Some(codes) => Some(self.at(e, codes)),
+                None => {
+                    self.expected(e, path, WHAT);
+                    None
+                }
+            },
+            Value::List(items) => {
+                let mut codes = Vec::new();
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match item.scalar().and_then(code) {
+                        Some(c) => codes.push(c),
+                        None => {
+                            let got = self.diag.got(item.found());
+                            self.diag.error(
+                                item.pos,
+                                format!("{path}[{i}]: expected an exit code from 0 to 255, got {got}"),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then(|| self.at(e, codes))
+            }
+            Value::Map(_) => {
+                self.expected(e, path, WHAT);
+                None
+            }
+        }
+    }
+
+    /// `stdout_logfile`/`stderr_logfile`: a path, `AUTO`, or `NONE`/null.
+    fn log_path(&mut self, e: &Entry<'_>, path: &str) -> Option<Spanned<LogPath>> {
+        let value = match &e.value.value {
+            Value::Null => LogPath::None,
+            Value::Scalar(s) => match s.as_str() {
+                "NONE" | "none" => LogPath::None,
+                "AUTO" | "auto" => LogPath::Auto,
+                "" => {
+                    self.diag.error(e.pos, format!("{path}: empty log path: use NONE to discard output"));
+                    return None;
+                }
+                _ => LogPath::Path(s.clone()),
+            },
+            _ => {
+                self.expected(e, path, "a path, AUTO or NONE");
+                return None;
+            }
+        };
+        Some(self.at(e, value))
+    }
+}
+
+/// A whole number as YAML 1.2's core schema writes it (`42`, `-1`, `+3`, `0x1F`, `0o17`),
+/// leading zeros read as decimal.
+fn parse_int(s: &str) -> Option<i128> {
+    let t = s.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let n = if let Some(hex) = digits.strip_prefix("0x") {
+        i128::from_str_radix(hex, 16).ok()?
+    } else if let Some(oct) = digits.strip_prefix("0o") {
+        i128::from_str_radix(oct, 8).ok()?
+    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()?
+    } else {
+        return None;
+    };
+    Some(if neg { -n } else { n })
+}
+
+/// A boolean as supervisord's `boolean()` reads one, in any case.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The bounds of the integer types a config holds, for "expected a whole number up to …".
+mod num_bounds {
+    /// An integer type's range.
+    pub trait Bounded {
+        /// Whether its minimum is 0.
+        const MIN_IS_ZERO: bool;
+        /// Its minimum.
+        fn min() -> i128;
+        /// Its maximum.
+        fn max() -> i128;
+    }
+    macro_rules! bounded {
+        ($($t:ty),*) => {$(
+            impl Bounded for $t {
+                const MIN_IS_ZERO: bool = <$t>::MIN == 0;
+                fn min() -> i128 { <$t>::MIN as i128 }
+                fn max() -> i128 { <$t>::MAX as i128 }
+            }
+        )*};
+    }
+    bounded!(u32, u64, i32);
 }
 
 /// `server.loglevel`, as supervisord's `loglevel` (its `trace`/`blather` are not offered).
@@ -222,18 +884,16 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// Parses `debug`, `info`, `warn` (`warning`), `error` or `critical`.
-    ///
-    /// # Errors
-    /// Any other word.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" | "warning" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            "critical" => Ok(LogLevel::Critical),
-            _ => Err(format!("invalid loglevel '{s}': expected debug, info, warn, error or critical")),
+    /// Parses `debug`, `info`, `warn` (`warning`), `error` or `critical`, in any case; `None`
+    /// for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "error" => Some(LogLevel::Error),
+            "critical" => Some(LogLevel::Critical),
+            _ => None,
         }
     }
 
@@ -250,7 +910,7 @@ impl LogLevel {
 }
 
 /// A role of `socket.access` (DESIGN §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// status, tail, maintail, pid, avail.
@@ -259,6 +919,18 @@ pub enum Role {
     Operator,
     /// operator + reread, update, reload, shutdown.
     Admin,
+}
+
+impl Role {
+    /// Parses `viewer`, `operator` or `admin`, in any case; `None` for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// When an exited process is started again, as supervisord's `autorestart`.
@@ -274,121 +946,14 @@ pub enum AutoRestart {
 }
 
 impl AutoRestart {
-    /// Parses `always`/`true`, `never`/`false`, `unexpected`/`onerror`.
-    ///
-    /// # Errors
-    /// Any other word.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "true" | "always" | "yes" => Ok(AutoRestart::Always),
-            "false" | "never" | "no" => Ok(AutoRestart::Never),
-            "unexpected" | "onerror" => Ok(AutoRestart::Unexpected),
-            _ => Err(format!("invalid autorestart '{s}': expected always, never or unexpected")),
+    /// Parses `always`/`true`/`yes`, `never`/`false`/`no`, `unexpected`/`onerror`, in any case;
+    /// `None` for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "always" | "yes" => Some(AutoRestart::Always),
+            "false" | "never" | "no" => Some(AutoRestart::Never),
+            "unexpected" | "onerror" => Some(AutoRestart::Unexpected),
+            _ => None,
         }
     }
-}
-
-/// `exitcodes`: one code or a list of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitCodes(pub Vec<i32>);
-
-impl<'de> Deserialize<'de> for ExitCodes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        fn code<E: de::Error>(s: &str) -> Result<i32, E> {
-            match s.trim().parse::<i32>() {
-                Ok(c) if (0..=255).contains(&c) => Ok(c),
-                _ => Err(E::custom(format!("invalid exit code '{s}': expected 0 to 255"))),
-            }
-        }
-        impl<'de> Visitor<'de> for V {
-            type Value = ExitCodes;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an exit code or a list of exit codes")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExitCodes, E> {
-                code(&v.to_string()).map(|c| ExitCodes(vec![c]))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExitCodes, E> {
-                code(&v.to_string()).map(|c| ExitCodes(vec![c]))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExitCodes, E> {
-                v.split(',').map(code).collect::<Result<_, _>>().map(ExitCodes)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ExitCodes, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Scalar(s)) = seq.next_element::<Scalar>()? {
-                    out.push(code(&s)?);
-                }
-                Ok(ExitCodes(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `command`: a string split as a POSIX shell would (no shell is run), or a list of arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for Command {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Command;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a command line string or a list of arguments")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Command, E> {
-                shlex::split(v)
-                    .map(Command)
-                    .ok_or_else(|| E::custom(format!("cannot split command '{v}': unbalanced quotes or trailing '\\'")))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Scalar(s)) = seq.next_element::<Scalar>()? {
-                    out.push(s);
-                }
-                Ok(Command(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Where a stream is logged: `AUTO` (a file in `childlogdir`), `NONE`/null (discarded), or a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogPath {
-    /// `AUTO`: `{childlogdir}/{process}-{stream}.log`.
-    Auto,
-    /// `NONE` or null: the child gets /dev/null.
-    None,
-    /// A path, relative to the config file's directory.
-    Path(String),
-}
-
-fn log_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogPath>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<LogPath>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a path, AUTO, NONE or null")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Some(LogPath::None))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Some(LogPath::None))
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            let text = scalar_text(d)?;
-            Ok(Some(match text.as_str() {
-                "NONE" | "none" => LogPath::None,
-                "AUTO" | "auto" => LogPath::Auto,
-                "" => return Err(de::Error::custom("empty log path: use NONE to discard output")),
-                _ => LogPath::Path(text),
-            }))
-        }
-    }
-    d.deserialize_option(V)
 }
