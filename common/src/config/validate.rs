@@ -462,8 +462,18 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
         }
     }
     let directory = rp.directory.as_ref().map(|d| absolute(here, &expand(c, "directory", d)));
-    let environment: Vec<(String, String)> =
-        rp.environment.iter().map(|(k, v)| (k.clone(), expand(c, "environment", v))).collect();
+    let environment: Vec<(String, String)> = rp
+        .environment
+        .iter()
+        .map(|(k, v)| {
+            let at = if c.diag.quote(k).is_some() && super::diag::plain(k) {
+                format!("environment.{k}")
+            } else {
+                "environment".to_owned()
+            };
+            (k.clone(), expand(c, &at, v))
+        })
+        .collect();
     let stream = |c: &mut Checker<'_>,
                   target: Option<Spanned<LogPath>>,
                   path_key: &str,
