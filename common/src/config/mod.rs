@@ -17,3 +17,6 @@ pub use load::{load, load_ctl};
 pub use model::*;
 pub use raw::{AutoRestart, LogLevel, Role};
 pub use validate::Context;
+
+#[cfg(test)]
+mod tests;

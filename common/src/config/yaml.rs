@@ -102,6 +102,8 @@ fn scan_error(e: &ScanError) -> SyntaxError {
         "a plain value cannot start with '@' or '`': put the value in quotes".to_owned()
     } else if info == "mapping values are not allowed in this context" {
         format!("{info} (a value that holds ': ' must be put in quotes)")
+    } else if info == "while parsing node, found unknown anchor" {
+        "an alias names an anchor not defined before it".to_owned()
     } else if info == "found unprintable character" {
         "found a control character: a config is text".to_owned()
     } else {
