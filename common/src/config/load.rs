@@ -7,7 +7,8 @@
 
 use super::diag::{ConfigError, Diag, Located};
 use super::model::{Config, CtlConfig, SocketConfig};
-use super::raw::{self, RawFile, Scope};
+use super::raw::RawFile;
+use super::read::{self, Scope};
 use super::validate::{self, Context, Source};
 use super::yaml;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,7 @@ fn read(path: &Path, trusted_uid: Option<u32>) -> Result<(PathBuf, String), Conf
 pub fn parse_file(file: &Path, text: &str, scope: Scope) -> Source {
     let mut diag = Diag::new(file);
     let raw = match yaml::parse(text) {
-        Ok(root) => raw::read(root.as_ref(), scope, &mut diag),
+        Ok(root) => read::read(root.as_ref(), scope, &mut diag),
         Err(e) => {
             diag.error(e.pos, e.message);
             RawFile::default()

@@ -1,6 +1,6 @@
 //! The config file of DESIGN §3: `yaml` (text to a tree of nodes with the parser's positions)
-//! -> `raw` (the keys as written) -> `validate` -> `model`, driven by `load`; every problem is a
-//! `diag::Located` line.
+//! -> `read` (the tree to `raw`, the keys as written) -> `validate` -> `model`, driven by `load`;
+//! every problem is a `diag::Located` line, and `diag` imports nothing of the rest.
 
 pub mod diag;
 pub mod diff;
@@ -8,6 +8,7 @@ pub mod expand;
 pub mod load;
 pub mod model;
 pub mod raw;
+pub mod read;
 pub mod validate;
 pub mod yaml;
 
