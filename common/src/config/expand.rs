@@ -15,11 +15,25 @@ pub enum Lookup {
     Undefined,
 }
 
+/// Why a value could not be expanded. It names the reference, never the rest of the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// No such variable; the reference as written (`%(ENV_HOMEX)s`).
+    #[error("undefined variable {0}")]
+    Undefined(String),
+    /// `%(` with no `)`.
+    #[error("unclosed '%(': write %% for a literal %")]
+    Unclosed,
+    /// `%(name)` not followed by a width and `s` or `d`; the reference so far (`%(here)`).
+    #[error("{0} needs a format such as s or d")]
+    NoFormat(String),
+}
+
 /// Expands every `%(name)FMT` in `s`, FMT being optional digits then `s` or `d`.
 ///
 /// # Errors
 /// An undefined variable ("undefined variable %(ENV_HOMEX)s") or a malformed reference.
-pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Lookup) -> Result<String, String> {
+pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Lookup) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('%') {
@@ -35,15 +49,15 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Lookup) -> Result<String, String
             rest = &tail[1..];
             continue;
         };
-        let close = body.find(')').ok_or_else(|| format!("unclosed '%(' in '{s}'"))?;
+        let close = body.find(')').ok_or(ExpandError::Unclosed)?;
         let name = &body[..close];
         let spec_len = body[close + 1..]
             .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("'%({name})' needs a format such as s or d in '{s}'"))?;
+            .ok_or_else(|| ExpandError::NoFormat(format!("%({name})")))?;
         let width = &body[close + 1..close + 1 + spec_len];
         let conv = body[close + 1 + spec_len..].chars().next().unwrap_or(' ');
         if conv != 's' && conv != 'd' {
-            return Err(format!("'%({name})' needs a format such as s or d in '{s}'"));
+            return Err(ExpandError::NoFormat(format!("%({name})")));
         }
         let whole = &tail[..2 + close + 1 + spec_len + 1];
         match lookup(name) {
@@ -56,7 +70,7 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Lookup) -> Result<String, String
                 }
             }
             Lookup::Keep => out.push_str(whole),
-            Lookup::Undefined => return Err(format!("undefined variable %({name}){}{conv}", width)),
+            Lookup::Undefined => return Err(ExpandError::Undefined(format!("%({name}){width}{conv}"))),
         }
         rest = &tail[whole.len()..];
     }
@@ -68,7 +82,7 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Lookup) -> Result<String, String
 ///
 /// # Errors
 /// As [`expand`].
-pub fn expand_load(s: &str, here: &str, program: Option<&str>) -> Result<String, String> {
+pub fn expand_load(s: &str, here: &str, program: Option<&str>) -> Result<String, ExpandError> {
     if !s.contains('%') {
         return Ok(s.to_owned());
     }
@@ -110,7 +124,10 @@ mod tests {
         assert_eq!(kept, "web-%(process_num)02d");
         assert_eq!(expand_instance(&kept, 3), "web-03");
         assert_eq!(expand_load("100%% sure", "/", None).unwrap(), "100% sure");
-        assert_eq!(expand_load("%(ENV_NOPE_TM_X)s", "/", None).unwrap_err(), "undefined variable %(ENV_NOPE_TM_X)s");
+        assert_eq!(
+            expand_load("%(ENV_NOPE_TM_X)s", "/", None).unwrap_err().to_string(),
+            "undefined variable %(ENV_NOPE_TM_X)s"
+        );
         assert!(expand_load("%(here", "/", None).is_err());
         assert!(expand_load("%(process_num)d", "/", None).is_err(), "no process_num outside programs");
     }

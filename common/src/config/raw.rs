@@ -1,210 +1,227 @@
-//! The YAML file as written: every key of DESIGN §3 with its aliases, nothing defaulted yet.
-//!
-//! Structure only: unknown keys are refused (`deny_unknown_fields`, turned into a "did you mean"
-//! hint by `load.rs`) and scalars are kept as the text written. Their meaning (umask, size,
-//! signal …) is parsed in `validate.rs`, which locates each error at its key: serde_yaml would
-//! place an error raised inside a value at the enclosing mapping.
+//! The YAML file as written: every key of DESIGN §3 with its aliases, nothing defaulted yet, each
+//! value with the position of its key (or, in a list, of itself) for the errors of
+//! `validate.rs`. `read.rs` fills these from the YAML tree.
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
+use super::diag::Pos;
 
-/// A whole config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFile {
-    /// Globs of further files whose `programs` join this one's.
-    #[serde(default)]
-    pub include: Option<Vec<String>>,
-    /// The `server:` section.
-    #[serde(default)]
-    pub server: Option<RawServer>,
-    /// The `socket:` section.
-    #[serde(default)]
-    pub socket: Option<RawSocket>,
-    /// The `ctl:` section.
-    #[serde(default)]
-    pub ctl: Option<RawCtl>,
-    /// The `programs:` section, by name.
-    #[serde(default)]
-    pub programs: Option<BTreeMap<String, RawProgram>>,
+/// A value and where its key (or, in a list, the value itself) was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// Where errors about it point.
+    pub pos: Pos,
 }
 
-/// What taskmasterctl reads of a config file: `socket` and `ctl`, every other key ignored
-/// (DESIGN §7: the ctl neither validates nor expands `programs`).
-#[derive(Debug, Default, Deserialize)]
-pub struct RawCtlView {
-    /// The `socket:` section.
-    #[serde(default)]
-    pub socket: Option<RawSocket>,
-    /// The `ctl:` section.
-    #[serde(default)]
-    pub ctl: Option<RawCtl>,
+/// A whole config file.
+#[derive(Debug, Default)]
+pub struct RawFile {
+    /// Globs of further files whose `programs` join this one's.
+    pub include: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The `server:` section, at its key.
+    pub server: Option<Spanned<RawServer>>,
+    /// The `socket:` section, at its key.
+    pub socket: Option<Spanned<RawSocket>>,
+    /// The `ctl:` section, at its key.
+    pub ctl: Option<Spanned<RawCtl>>,
+    /// The `programs:` section, in file order (a name given twice is kept twice, for
+    /// `validate.rs` to report with both places).
+    pub programs: Vec<RawProgram>,
 }
 
 /// `server:` (DESIGN §3), as supervisord's `[supervisord]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)] // each field is the DESIGN §3 key of the same name
 pub struct RawServer {
-    pub logfile: Option<String>,
-    pub logfile_maxbytes: Option<Scalar>,
-    pub logfile_backups: Option<u32>,
-    pub loglevel: Option<Scalar>,
-    pub syslog: Option<RawSyslog>,
-    pub pidfile: Option<String>,
-    pub user: Option<String>,
-    pub umask: Option<Scalar>,
-    pub directory: Option<String>,
-    #[serde(alias = "env")]
-    pub environment: Option<BTreeMap<String, Scalar>>,
-    pub daemon: Option<bool>,
-    pub minfds: Option<u64>,
-    pub minprocs: Option<u64>,
-    pub childlogdir: Option<String>,
+    pub logfile: Option<Spanned<String>>,
+    pub logfile_maxbytes: Option<Spanned<String>>,
+    pub logfile_backups: Option<Spanned<u32>>,
+    pub loglevel: Option<Spanned<String>>,
+    pub syslog: Option<Spanned<RawSyslog>>,
+    pub pidfile: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub umask: Option<Spanned<String>>,
+    pub directory: Option<Spanned<String>>,
+    pub environment: Vec<(String, Spanned<String>)>,
+    pub daemon: Option<Spanned<bool>>,
+    pub minfds: Option<Spanned<u64>>,
+    pub minprocs: Option<Spanned<u64>>,
+    pub childlogdir: Option<Spanned<String>>,
 }
 
 /// `server.syslog`: `true`/`false`, or a table naming facility and ident.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawSyslog {
     /// `syslog: true`.
     Enabled(bool),
     /// `syslog: {facility: daemon, ident: taskmasterd, socket: /dev/log}`.
     Detailed {
         /// Syslog facility name, `daemon` by default.
-        facility: Option<String>,
+        facility: Option<Spanned<String>>,
         /// Syslog ident, `taskmasterd` by default.
-        ident: Option<String>,
+        ident: Option<Spanned<String>>,
         /// The local syslog socket, `/dev/log` by default (a taskmaster addition, for hosts
         /// and tests whose syslog listens elsewhere).
-        socket: Option<String>,
+        socket: Option<Spanned<String>>,
     },
 }
 
 /// `socket:` (DESIGN §3, §8).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RawSocket {
-    #[serde(alias = "file")]
-    pub path: Option<String>,
-    pub chmod: Option<Scalar>,
-    pub chown: Option<String>,
-    pub access: Option<Vec<RawAccessRule>>,
-    pub auth: Option<RawAuth>,
+    pub path: Option<Spanned<String>>,
+    pub chmod: Option<Spanned<String>>,
+    pub chown: Option<Spanned<String>>,
+    pub access: Vec<RawAccessRule>,
+    pub auth: Option<Spanned<RawAuth>>,
 }
 
-/// One `socket.access` rule.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One `socket.access` rule, at its own place in the list.
+#[derive(Debug)]
 #[allow(missing_docs)]
 pub struct RawAccessRule {
-    pub user: Option<String>,
-    pub group: Option<String>,
+    /// Where the rule starts.
+    pub pos: Pos,
+    /// Its index in `socket.access`, from 0.
+    pub index: usize,
+    pub user: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
     pub role: Role,
-    pub programs: Option<Vec<String>>,
+    pub programs: Vec<Spanned<String>>,
 }
 
 /// `socket.auth`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 #[allow(missing_docs)]
 pub struct RawAuth {
     pub username: String,
-    pub password_hash: String,
+    pub password_hash: Spanned<String>,
 }
 
 /// `ctl:`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RawCtl {
-    pub prompt: Option<String>,
-    pub history_file: Option<String>,
+    pub prompt: Option<Spanned<String>>,
+    pub history_file: Option<Spanned<String>>,
 }
 
 /// One `programs.NAME` table, as supervisord's `[program:NAME]` plus the brief's aliases.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 #[allow(missing_docs)]
 pub struct RawProgram {
-    #[serde(alias = "cmd")]
-    pub command: Option<Command>,
-    pub numprocs: Option<u32>,
-    pub numprocs_start: Option<u32>,
-    pub priority: Option<i32>,
-    pub autostart: Option<bool>,
-    pub autorestart: Option<Scalar>,
-    pub exitcodes: Option<ExitCodes>,
-    #[serde(alias = "starttime")]
-    pub startsecs: Option<u64>,
-    pub startretries: Option<u32>,
-    pub stopsignal: Option<Scalar>,
-    #[serde(alias = "stoptime")]
-    pub stopwaitsecs: Option<u64>,
-    pub stopasgroup: Option<bool>,
-    pub killasgroup: Option<bool>,
-    pub user: Option<String>,
-    #[serde(alias = "workingdir")]
-    pub directory: Option<String>,
-    pub umask: Option<Scalar>,
-    #[serde(alias = "env")]
-    pub environment: Option<BTreeMap<String, Scalar>>,
-    #[serde(alias = "stdout", default, deserialize_with = "log_path")]
-    pub stdout_logfile: Option<LogPath>,
-    #[serde(alias = "stderr", default, deserialize_with = "log_path")]
-    pub stderr_logfile: Option<LogPath>,
-    pub redirect_stderr: Option<bool>,
-    pub stdout_logfile_maxbytes: Option<Scalar>,
-    pub stderr_logfile_maxbytes: Option<Scalar>,
-    pub stdout_logfile_backups: Option<u32>,
-    pub stderr_logfile_backups: Option<u32>,
-    pub stdout_syslog: Option<bool>,
-    pub stderr_syslog: Option<bool>,
-    pub pty: Option<bool>,
-    pub capabilities: Option<Vec<String>>,
+    /// The key under `programs:`, at its place.
+    pub name: Spanned<String>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub numprocs: Option<Spanned<u32>>,
+    pub numprocs_start: Option<Spanned<u32>>,
+    pub priority: Option<Spanned<i32>>,
+    pub autostart: Option<Spanned<bool>>,
+    pub autorestart: Option<Spanned<String>>,
+    pub exitcodes: Option<Spanned<Vec<i32>>>,
+    pub startsecs: Option<Spanned<u64>>,
+    pub startretries: Option<Spanned<u32>>,
+    pub stopsignal: Option<Spanned<String>>,
+    pub stopwaitsecs: Option<Spanned<u64>>,
+    pub stopasgroup: Option<Spanned<bool>>,
+    pub killasgroup: Option<Spanned<bool>>,
+    pub user: Option<Spanned<String>>,
+    pub directory: Option<Spanned<String>>,
+    pub umask: Option<Spanned<String>>,
+    pub environment: Vec<(String, Spanned<String>)>,
+    pub stdout_logfile: Option<Spanned<LogPath>>,
+    pub stderr_logfile: Option<Spanned<LogPath>>,
+    pub redirect_stderr: Option<Spanned<bool>>,
+    pub stdout_logfile_maxbytes: Option<Spanned<String>>,
+    pub stderr_logfile_maxbytes: Option<Spanned<String>>,
+    pub stdout_logfile_backups: Option<Spanned<u32>>,
+    pub stderr_logfile_backups: Option<Spanned<u32>>,
+    pub stdout_syslog: Option<Spanned<bool>>,
+    pub stderr_syslog: Option<Spanned<bool>>,
+    pub pty: Option<Spanned<bool>>,
+    pub capabilities: Vec<Spanned<String>>,
 }
 
-/// Reads any YAML scalar as its text: `42`, `true` and `"x"` give "42", "true" and "x".
-struct ScalarText;
-
-impl Visitor<'_> for ScalarText {
-    type Value = String;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a scalar (string, number or boolean)")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_owned())
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-}
-
-fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    d.deserialize_str(ScalarText)
-}
-
-/// A scalar kept as the text it was written with (environment values: `ANSWER: 42` is "42").
+/// Where a stream is logged: `AUTO` (a file in `childlogdir`), `NONE`/null (discarded), or a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scalar(pub String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        scalar_text(d).map(Scalar)
-    }
+pub enum LogPath {
+    /// `AUTO`: `{childlogdir}/{process}-{stream}.log`.
+    Auto,
+    /// `NONE` or null: the child gets /dev/null.
+    None,
+    /// A path, relative to the config file's directory.
+    Path(String),
 }
+
+/// The top-level sections of a config file.
+pub const SECTIONS: [&str; 5] = ["include", "server", "socket", "ctl", "programs"];
+/// The keys of `server:`.
+pub const SERVER_KEYS: &[&str] = &[
+    "logfile",
+    "logfile_maxbytes",
+    "logfile_backups",
+    "loglevel",
+    "syslog",
+    "pidfile",
+    "user",
+    "umask",
+    "directory",
+    "environment",
+    "env",
+    "daemon",
+    "minfds",
+    "minprocs",
+    "childlogdir",
+];
+/// The keys of `server.syslog` as a table.
+pub const SYSLOG_KEYS: &[&str] = &["facility", "ident", "socket"];
+/// The keys of `socket:` (`file` is an alias of `path`).
+pub const SOCKET_KEYS: &[&str] = &["path", "file", "chmod", "chown", "access", "auth"];
+/// The keys of one `socket.access` rule.
+pub const ACCESS_KEYS: &[&str] = &["user", "group", "role", "programs"];
+/// The keys of `socket.auth`.
+pub const AUTH_KEYS: &[&str] = &["username", "password_hash"];
+/// The keys of `ctl:`.
+pub const CTL_KEYS: &[&str] = &["prompt", "history_file"];
+/// The keys of a program, with the brief's aliases.
+pub const PROGRAM_KEYS: &[&str] = &[
+    "command",
+    "cmd",
+    "numprocs",
+    "numprocs_start",
+    "priority",
+    "autostart",
+    "autorestart",
+    "exitcodes",
+    "startsecs",
+    "starttime",
+    "startretries",
+    "stopsignal",
+    "stopwaitsecs",
+    "stoptime",
+    "stopasgroup",
+    "killasgroup",
+    "user",
+    "directory",
+    "workingdir",
+    "umask",
+    "environment",
+    "env",
+    "stdout_logfile",
+    "stdout",
+    "stderr_logfile",
+    "stderr",
+    "redirect_stderr",
+    "stdout_logfile_maxbytes",
+    "stderr_logfile_maxbytes",
+    "stdout_logfile_backups",
+    "stderr_logfile_backups",
+    "stdout_syslog",
+    "stderr_syslog",
+    "pty",
+    "capabilities",
+];
 
 /// `server.loglevel`, as supervisord's `loglevel` (its `trace`/`blather` are not offered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -222,18 +239,16 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// Parses `debug`, `info`, `warn` (`warning`), `error` or `critical`.
-    ///
-    /// # Errors
-    /// Any other word.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" | "warning" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            "critical" => Ok(LogLevel::Critical),
-            _ => Err(format!("invalid loglevel '{s}': expected debug, info, warn, error or critical")),
+    /// Parses `debug`, `info`, `warn` (`warning`), `error` or `critical`, in any case; `None`
+    /// for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "error" => Some(LogLevel::Error),
+            "critical" => Some(LogLevel::Critical),
+            _ => None,
         }
     }
 
@@ -250,7 +265,7 @@ impl LogLevel {
 }
 
 /// A role of `socket.access` (DESIGN §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// status, tail, maintail, pid, avail.
@@ -259,6 +274,18 @@ pub enum Role {
     Operator,
     /// operator + reread, update, reload, shutdown.
     Admin,
+}
+
+impl Role {
+    /// Parses `viewer`, `operator` or `admin`, in any case; `None` for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// When an exited process is started again, as supervisord's `autorestart`.
@@ -274,121 +301,14 @@ pub enum AutoRestart {
 }
 
 impl AutoRestart {
-    /// Parses `always`/`true`, `never`/`false`, `unexpected`/`onerror`.
-    ///
-    /// # Errors
-    /// Any other word.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "true" | "always" | "yes" => Ok(AutoRestart::Always),
-            "false" | "never" | "no" => Ok(AutoRestart::Never),
-            "unexpected" | "onerror" => Ok(AutoRestart::Unexpected),
-            _ => Err(format!("invalid autorestart '{s}': expected always, never or unexpected")),
+    /// Parses `always`/`true`/`yes`, `never`/`false`/`no`, `unexpected`/`onerror`, in any case;
+    /// `None` for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "always" | "yes" => Some(AutoRestart::Always),
+            "false" | "never" | "no" => Some(AutoRestart::Never),
+            "unexpected" | "onerror" => Some(AutoRestart::Unexpected),
+            _ => None,
         }
     }
-}
-
-/// `exitcodes`: one code or a list of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExitCodes(pub Vec<i32>);
-
-impl<'de> Deserialize<'de> for ExitCodes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        fn code<E: de::Error>(s: &str) -> Result<i32, E> {
-            match s.trim().parse::<i32>() {
-                Ok(c) if (0..=255).contains(&c) => Ok(c),
-                _ => Err(E::custom(format!("invalid exit code '{s}': expected 0 to 255"))),
-            }
-        }
-        impl<'de> Visitor<'de> for V {
-            type Value = ExitCodes;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an exit code or a list of exit codes")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ExitCodes, E> {
-                code(&v.to_string()).map(|c| ExitCodes(vec![c]))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ExitCodes, E> {
-                code(&v.to_string()).map(|c| ExitCodes(vec![c]))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExitCodes, E> {
-                v.split(',').map(code).collect::<Result<_, _>>().map(ExitCodes)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ExitCodes, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Scalar(s)) = seq.next_element::<Scalar>()? {
-                    out.push(code(&s)?);
-                }
-                Ok(ExitCodes(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `command`: a string split as a POSIX shell would (no shell is run), or a list of arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for Command {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Command;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a command line string or a list of arguments")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Command, E> {
-                shlex::split(v)
-                    .map(Command)
-                    .ok_or_else(|| E::custom(format!("cannot split command '{v}': unbalanced quotes or trailing '\\'")))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Command, A::Error> {
-                let mut out = Vec::new();
-                while let Some(Scalar(s)) = seq.next_element::<Scalar>()? {
-                    out.push(s);
-                }
-                Ok(Command(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Where a stream is logged: `AUTO` (a file in `childlogdir`), `NONE`/null (discarded), or a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogPath {
-    /// `AUTO`: `{childlogdir}/{process}-{stream}.log`.
-    Auto,
-    /// `NONE` or null: the child gets /dev/null.
-    None,
-    /// A path, relative to the config file's directory.
-    Path(String),
-}
-
-fn log_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogPath>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<LogPath>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a path, AUTO, NONE or null")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Some(LogPath::None))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Some(LogPath::None))
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            let text = scalar_text(d)?;
-            Ok(Some(match text.as_str() {
-                "NONE" | "none" => LogPath::None,
-                "AUTO" | "auto" => LogPath::Auto,
-                "" => return Err(de::Error::custom("empty log path: use NONE to discard output")),
-                _ => LogPath::Path(text),
-            }))
-        }
-    }
-    d.deserialize_option(V)
 }

@@ -101,7 +101,96 @@ fn unknown_key_is_located_with_a_did_you_mean_hint() {
 #[test]
 fn a_missing_config_file_is_a_clear_error() {
     let s = Scratch::new();
-    let (code, _, err) = check(&s.path("nope.yaml"));
-    assert_eq!(code, 2);
-    assert!(err.contains("nope.yaml") && err.contains("cannot read config"), "{err}");
+    let path = s.path("nope.yaml");
+    let (code, _, err) = check(&path);
+    assert_eq!((code, err.trim()), (2, format!("{}: No such file or directory", path.display()).as_str()));
+    let ctl = ctl_with_config(&path);
+    assert_eq!(ctl.1.trim(), format!("taskmasterctl: {}: No such file or directory", path.display()));
+}
+
+/// `taskmasterctl -c path status`: exit code and stderr.
+fn ctl_with_config(path: &std::path::Path) -> (i32, String) {
+    let out = Command::new(bin("taskmasterctl")).arg("-c").arg(path).arg("status").output().expect("run taskmasterctl");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn check_reports_every_kind_of_mistake_in_one_run_each_at_its_place() {
+    let s = Scratch::new();
+    let path = s.path("many.yaml");
+    let yaml = format!(
+        "server:
+  loglevel: chatty
+  umask: 088
+socket:
+  path: {}
+  access:
+    - {{user: root, role: admin}}
+    - {{user: no-such-user-tm, role: viewer}}
+    - group: root
+      role: boss
+programs:
+  web:
+    command: /bin/true
+    numprocs: two
+    autostart: maybe
+    stopsignal: NOPE
+    autorestar: true
+  api:
+    numprocs: 2
+    environment:
+      TOKEN: \"%(ENV_TM_SURELY_UNSET)s\"
+  cron:
+    command: /bin/true
+    user: no-such-user-tm
+    exitcodes: [0, 300]
+  flow: {{command: /bin/true, priority: 1.5, pty: [yes]}}
+",
+        s.path("tm.sock").display()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    let cron_user = if nix::unistd::geteuid().is_root() {
+        "24:5: programs.cron.user: unknown user 'no-such-user-tm'".to_owned()
+    } else {
+        let me = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap().name;
+        format!("24:5: programs.cron.user: 'no-such-user-tm' needs taskmasterd to start as root (it runs as {me})")
+    };
+    let want = [
+        "2:3: server.loglevel: expected debug, info, warn, error or critical, got \"chatty\"",
+        "3:3: server.umask: expected an octal mode such as 022, got \"088\"",
+        "8:8: socket.access[1].user: unknown user 'no-such-user-tm'",
+        "10:7: socket.access[2].role: expected viewer, operator or admin, got \"boss\"",
+        "14:5: programs.web.numprocs: expected a whole number, got \"two\"",
+        "15:5: programs.web.autostart: expected true or false, got \"maybe\"",
+        "16:5: programs.web.stopsignal: unknown signal 'NOPE'",
+        "17:5: unknown key 'autorestar' in programs.web (did you mean 'autorestart'?)",
+        "18:3: programs.api: missing key 'command' (or 'cmd'): every program needs one",
+        "21:7: programs.api.environment.TOKEN: undefined variable %(ENV_TM_SURELY_UNSET)s",
+        &cron_user,
+        "25:20: programs.cron.exitcodes[1]: expected an exit code from 0 to 255, got \"300\"",
+        "26:30: programs.flow.priority: expected a whole number, got \"1.5\"",
+        "26:45: programs.flow.pty: expected true or false, got a list",
+    ];
+    let got: Vec<&str> = err.lines().collect();
+    let want: Vec<String> = want.iter().map(|w| format!("{}:{w}", path.display())).collect();
+    assert_eq!(got, want, "\n{err}");
+}
+
+#[test]
+fn invalid_yaml_gets_the_same_error_from_taskmasterd_and_taskmasterctl() {
+    let s = Scratch::new();
+    let path = s.path("colon.yaml");
+    // An unquoted ': ' inside a value.
+    std::fs::write(&path, "programs:\n  web:\n    command: /bin/sh -c 'echo started: ok; sleep 100'\n").unwrap();
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let want = format!(
+        "{}:3:38: mapping values are not allowed in this context (a value that holds ': ' must be put in quotes)",
+        path.display()
+    );
+    assert_eq!(err.trim(), want);
+    let (code, ctl_err) = ctl_with_config(&path);
+    assert_eq!((code, ctl_err.trim()), (2, format!("taskmasterctl: {want}").as_str()));
 }
