@@ -202,16 +202,17 @@ impl Supervisor {
             (None, Some(stdin)) => (&*stdin).write(bytes),
             (None, None) => Ok(bytes.len()),
         };
-        match result {
-            Ok(n) if n == bytes.len() => {}
-            Ok(n) => {
-                let name = p.name.clone();
-                self.log.warn(&format!("'{name}' is not reading its input: {} bytes dropped", bytes.len() - n));
-            }
-            Err(e) => {
-                let name = p.name.clone();
-                self.log.warn(&format!("'{name}': input not delivered: {e}"));
-            }
+        let why = match result {
+            Ok(n) if n == bytes.len() => return,
+            Ok(n) => format!("is not reading its input: {} bytes dropped", bytes.len() - n),
+            Err(e) => format!("input not delivered: {e}"),
+        };
+        // One line per process per interval: a client typing into a program that does not read
+        // must not flood the main log.
+        let name = p.name.clone();
+        if let Some(left_out) = self.input_log.allow(slot as u64, std::time::Instant::now()) {
+            let more = if left_out > 0 { format!(" ({left_out} more not logged)") } else { String::new() };
+            self.log.warn(&format!("'{name}' {why}{more}"));
         }
     }
 

@@ -72,6 +72,10 @@ pub struct Client {
     auth_pending: bool,
     /// When the incomplete line now in `inbuf` was begun.
     partial_since: Option<Instant>,
+    /// How much of `inbuf` is known to hold no newline (each byte is scanned once).
+    scanned: usize,
+    /// The bytes of `inbuf` counted in the supervisor's input total.
+    in_counted: usize,
     /// The username of the pending password check, as given (printable, at most 64 chars).
     auth_user: String,
 }
@@ -293,7 +297,15 @@ impl Supervisor {
         self.followers.retain(|f| f.client != id);
         if let Some(c) = self.clients.remove(&id) {
             self.out_total -= c.outbuf.len();
+            if let Some(u) = self.out_by_uid.get_mut(&c.uid) {
+                *u -= c.outbuf.len();
+                if *u == 0 {
+                    self.out_by_uid.remove(&c.uid);
+                }
+            }
+            self.in_total -= c.in_counted;
             self.admission.release(c.uid);
+            self.auth_gate.forget_client(id);
         }
         drop(self.watcher.remove(client_key(id)));
     }
@@ -313,13 +325,32 @@ impl Supervisor {
         match n {
             Ok(0) => return self.drop_client(id),
             Ok(n) => {
+                // Past the budget for all clients' unparsed input, the one holding the most goes.
+                while self.in_total + n > admission::INPUT_BUDGET {
+                    let Some(biggest) = self.clients.iter().max_by_key(|(_, c)| c.inbuf.len()).map(|(k, _)| *k) else {
+                        break;
+                    };
+                    self.drop_unread(biggest, now);
+                    if biggest == id {
+                        return;
+                    }
+                }
                 let Some(c) = self.clients.get_mut(&id) else { return };
                 c.inbuf.extend_from_slice(&chunk[..n]);
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return,
             Err(_) => return self.drop_client(id),
         }
+        self.account_input(id);
         self.process_input(id, now);
+        self.account_input(id);
+    }
+
+    /// Brings the input total up to date with `id`'s buffer.
+    fn account_input(&mut self, id: u32) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        self.in_total = self.in_total - c.in_counted + c.inbuf.len();
+        c.in_counted = c.inbuf.len();
     }
 
     /// Parses and handles the complete lines a client sent (or its frames, once attached),
@@ -334,7 +365,9 @@ impl Supervisor {
                 c.partial_since = None;
                 return self.on_attached_input(id);
             }
-            let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
+            let from = c.scanned.min(c.inbuf.len());
+            let Some(pos) = c.inbuf[from..].iter().position(|b| *b == b'\n').map(|p| from + p) else {
+                c.scanned = c.inbuf.len();
                 if c.inbuf.len() > MAX_LINE {
                     self.reply(id, &Reply::err(0, kind::BAD_REQUEST, "request line longer than 1 MiB"));
                     self.drop_client(id);
@@ -347,13 +380,14 @@ impl Supervisor {
                 return;
             };
             c.partial_since = None;
+            c.scanned = 0;
             let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
             let line = &line[..line.len() - 1];
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match serde_json::from_slice::<Request>(line) {
-                Ok(req) => self.handle(id, req),
+                Ok(req) => self.handle(id, req, now),
                 Err(e) => self.reply(id, &Reply::err(0, kind::BAD_REQUEST, format!("malformed request: {e}"))),
             }
         }
@@ -373,14 +407,39 @@ impl Supervisor {
     /// passes [`MAX_PENDING`], or that would take the clients' unsent output together past
     /// [`admission::OUTPUT_BUDGET`].
     pub(crate) fn send_bytes(&mut self, id: u32, line: Vec<u8>) {
-        let Some(c) = self.clients.get_mut(&id) else { return };
-        if c.outbuf.len() + line.len() > MAX_PENDING || self.out_total + line.len() > admission::OUTPUT_BUDGET {
-            self.log.warn(&format!("dropping control client {id}: it does not read its replies"));
-            return self.drop_client(id);
+        let Some(c) = self.clients.get(&id) else { return };
+        let uid = c.uid;
+        let uid_total = self.out_by_uid.get(&uid).copied().unwrap_or(0);
+        let capped = !self.admins.contains(&uid) && uid != 0;
+        if c.outbuf.len() + line.len() > MAX_PENDING || (capped && uid_total + line.len() > admission::OUTPUT_PER_UID) {
+            return self.drop_unread(id, Instant::now());
         }
+        // Past the global budget, the client holding the most goes first (whoever writes).
+        while self.out_total + line.len() > admission::OUTPUT_BUDGET {
+            let Some(biggest) = self.clients.iter().max_by_key(|(_, c)| c.outbuf.len()).map(|(k, _)| *k) else { break };
+            self.drop_unread(biggest, Instant::now());
+            if biggest == id {
+                return;
+            }
+        }
+        let Some(c) = self.clients.get_mut(&id) else { return };
         c.outbuf.extend_from_slice(&line);
         self.out_total += line.len();
+        *self.out_by_uid.entry(uid).or_default() += line.len();
         self.flush(id);
+    }
+
+    /// Drops a client that does not read what it asked for; logged once per uid per interval.
+    fn drop_unread(&mut self, id: u32, now: Instant) {
+        let (uid, held) = self.clients.get(&id).map_or((0, 0), |c| (c.uid, c.outbuf.len()));
+        if let Some(left_out) = self.peer_log.allow(u64::from(uid), now) {
+            let more =
+                if left_out > 0 { format!(" ({left_out} more lines of this uid not logged)") } else { String::new() };
+            self.log.warn(&format!(
+                "dropping control client {id} of uid {uid}: it does not read its replies ({held} bytes unsent){more}"
+            ));
+        }
+        self.drop_client(id);
     }
 
     pub(crate) fn flush(&mut self, id: u32) {
@@ -392,6 +451,9 @@ impl Supervisor {
                 Ok(n) => {
                     c.outbuf.drain(..n);
                     self.out_total -= n;
+                    if let Some(u) = self.out_by_uid.get_mut(&c.uid) {
+                        *u -= n;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -507,7 +569,7 @@ impl Supervisor {
         }
     }
 
-    fn handle(&mut self, client: u32, req: Request) {
+    fn handle(&mut self, client: u32, req: Request, now: Instant) {
         let id = req.id;
         let Some(action) = req.action() else {
             let msg = format!("unknown action '{}'", req.action.escape_debug());
@@ -517,16 +579,21 @@ impl Supervisor {
         // Nothing about the programs, not even whether a name exists, before the peer has
         // authenticated and been given a role.
         if action == Action::Auth {
-            return self.authenticate(client, &req);
+            return self.authenticate(client, &req, now);
         }
         let Some(c) = self.clients.get(&client) else { return };
         if !c.authenticated {
             return self.reply(client, &Reply::err(id, kind::AUTH_REQUIRED, "authentication required"));
         }
         if c.grants.as_ref().is_some_and(|g| g.is_nobody()) {
+            // It may do nothing at all: told once, then the connection closes.
             let why = format!("uid {} matches no socket.access rule", c.uid);
-            self.log.warn(&format!("refused uid {}: {why}", c.uid));
-            return self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
+            self.refused(client, id, &why, now);
+            self.flush(client);
+            return self.drop_client(client);
+        }
+        if let Err(why) = self.names_allowed(client, &req) {
+            return self.refused(client, id, &why, now);
         }
         let resolve = !req.names.is_empty() && action != Action::Update;
         let targets = if resolve { self.registry.select(&req.names) } else { Ok(Vec::new()) };
@@ -535,9 +602,7 @@ impl Supervisor {
             Err(e) => return self.reply(client, &Reply::err(id, kind::NO_SUCH_PROCESS, e)),
         };
         if let Err(why) = self.authorize(client, action, &req, &targets) {
-            let uid = self.clients.get(&client).map_or(0, |c| c.uid);
-            self.log.warn(&format!("refused uid {uid}: {why}"));
-            return self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
+            return self.refused(client, id, &why, now);
         }
         if action.needs_names() && req.names.is_empty() {
             let msg = format!("{action} needs a process name or 'all'");
@@ -594,6 +659,36 @@ impl Supervisor {
         }
     }
 
+    /// Answers a refusal (`permission denied: WHY`) and logs it: one WARN line per uid per
+    /// `admission::LOG_INTERVAL`, so a peer cannot flood the main log with refusals.
+    fn refused(&mut self, client: u32, id: u64, why: &str, now: Instant) {
+        let uid = self.clients.get(&client).map_or(0, |c| c.uid);
+        if let Some(left_out) = self.peer_log.allow(u64::from(uid), now) {
+            let more = if left_out > 0 {
+                format!(" ({left_out} more refusals of this uid not logged)")
+            } else {
+                String::new()
+            };
+            self.log.warn(&format!("refused uid {uid}: {why}{more}"));
+        }
+        self.reply(client, &Reply::err(id, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
+    }
+
+    /// A peer whose rules name some programs learns nothing of the others, not even whether
+    /// they exist: a name outside its globs is refused before any name is looked up, with the
+    /// same answer whether it exists or not.
+    fn names_allowed(&self, client: u32, req: &Request) -> Result<(), String> {
+        let Some(c) = self.clients.get(&client) else { return Ok(()) };
+        let Some(grants) = &c.grants else { return Ok(()) };
+        for name in req.names.iter().filter(|n| *n != "all") {
+            let program = name.split(':').next().unwrap_or(name);
+            if grants.role_for(Some(program)).is_none() {
+                return Err(format!("uid {} has no role for {name}", c.uid));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the client's role for the action on its targets (DESIGN §8): "viewer may not stop
     /// web", or "uid 1001 matches no socket.access rule".
     fn authorize(&self, client: u32, action: Action, req: &Request, targets: &[Target]) -> Result<(), String> {
@@ -624,21 +719,37 @@ impl Supervisor {
         Ok(())
     }
 
-    /// `auth` (socket.auth): hands the username check's result and the password to the worker
-    /// thread (`auth.rs`), which runs argon2 off the loop; nothing more is read from the
-    /// connection until the answer. A full queue is answered `unavailable` at once.
-    fn authenticate(&mut self, client: u32, req: &Request) {
+    /// `auth` (socket.auth): the username is compared here and the password checked by argon2
+    /// on the worker thread (`auth.rs`), never on the loop. The check runs when its uid's turn
+    /// comes (`auth::Gate`: one at a time, none before the uid's wait after a failure is over);
+    /// nothing more is read from the connection until it is answered. A full worker queue is
+    /// answered `unavailable` at once.
+    fn authenticate(&mut self, client: u32, req: &Request, now: Instant) {
         let Some(auth) = self.socket.auth.clone() else {
             return self.reply(client, &Reply::ok(req.id, json!({ "authenticated": true })));
         };
+        let Some(c) = self.clients.get_mut(&client) else { return };
         let arg = |k: &str| req.args.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+        // Logged at a failure: printable and short, so a peer cannot forge log lines.
+        c.auth_user = arg("username").chars().take(64).map(|ch| if ch.is_control() { '?' } else { ch }).collect();
         let check = Check {
             client,
+            uid: c.uid,
             id: req.id,
             user_ok: arg("username") == auth.username,
             password: arg("password"),
             hash: auth.password_hash,
         };
+        self.set_auth_pending(client, true);
+        let ready = self.auth_failures.ready_at(check.uid, now) <= now;
+        if let Some(check) = self.auth_gate.offer(check, ready) {
+            self.run_check(check);
+        }
+    }
+
+    /// Hands a check the gate let through to the worker (started on first use).
+    fn run_check(&mut self, check: Check) {
+        let (client, id, uid) = (check.client, check.id, check.uid);
         if self.auth_worker.is_none() {
             match AuthWorker::start() {
                 Ok((worker, wake)) => {
@@ -647,24 +758,32 @@ impl Supervisor {
                     }
                     self.auth_worker = Some(worker);
                 }
-                Err(e) => {
-                    self.log.error(&format!("cannot start the password worker: {e}"));
-                    let reply = Reply::err(req.id, kind::UNAVAILABLE, "passwords cannot be checked now");
-                    return self.reply(client, &reply);
-                }
+                Err(e) => self.log.error(&format!("cannot start the password worker: {e}")),
             }
         }
-        let Some(worker) = &self.auth_worker else { return };
-        // Logged at a failure: printable and short, so a peer cannot forge log lines.
-        let given: String = arg("username").chars().take(64).map(|ch| if ch.is_control() { '?' } else { ch }).collect();
-        if worker.submit(check).is_err() {
-            let reply = Reply::err(req.id, kind::UNAVAILABLE, "too many password checks waiting; try again");
-            return self.reply(client, &reply);
+        let queued = self.auth_worker.as_ref().is_some_and(|w| w.submit(check).is_ok());
+        if !queued {
+            self.auth_gate.done(uid);
+            self.set_auth_pending(client, false);
+            let reply = Reply::err(id, kind::UNAVAILABLE, "passwords cannot be checked now; try again");
+            self.reply(client, &reply);
         }
-        if let Some(c) = self.clients.get_mut(&client) {
-            c.auth_user = given;
+    }
+
+    /// Runs the held password checks whose turn has come.
+    pub(crate) fn release_checks(&mut self, now: Instant) {
+        if self.auth_gate.is_empty() {
+            return;
         }
-        self.set_auth_pending(client, true);
+        let failures = &self.auth_failures;
+        for check in self.auth_gate.release(now, |uid| failures.ready_at(uid, now)) {
+            self.run_check(check);
+        }
+    }
+
+    /// When the next held password check may run.
+    pub(crate) fn next_check(&self, now: Instant) -> Option<Instant> {
+        self.auth_gate.next(|uid| self.auth_failures.ready_at(uid, now))
     }
 
     /// Stops or resumes reading a client while its password is checked.
@@ -683,7 +802,8 @@ impl Supervisor {
             crate::auth::drain_wakeups(w);
         }
         let verdicts = self.auth_worker.as_ref().map(AuthWorker::verdicts).unwrap_or_default();
-        for Verdict { client, id, ok } in verdicts {
+        for Verdict { client, uid, id, ok } in verdicts {
+            self.auth_gate.done(uid);
             let Some(c) = self.clients.get_mut(&client) else { continue };
             let uid = c.uid;
             if ok {
@@ -692,6 +812,7 @@ impl Supervisor {
                 self.reply(client, &Reply::ok(id, json!({ "authenticated": true })));
                 self.set_auth_pending(client, false);
                 self.process_input(client, now);
+                self.account_input(client);
                 continue;
             }
             c.failures += 1;
@@ -704,6 +825,7 @@ impl Supervisor {
             let reply = Reply::err(id, kind::PERMISSION_DENIED, "authentication failed");
             self.delayed.push((now + wait, client, reply, failures >= admission::MAX_AUTH_FAILURES));
         }
+        self.release_checks(now);
     }
 
     /// Sends the delayed answers to failed authentications that are due, closing a connection
@@ -719,6 +841,7 @@ impl Supervisor {
             } else {
                 self.set_auth_pending(client, false);
                 self.process_input(client, now);
+                self.account_input(client);
             }
         }
     }

@@ -95,8 +95,17 @@ pub struct Supervisor {
     pub(crate) auth_worker: Option<crate::auth::AuthWorker>,
     /// Client deadlines (partial lines, authentication), checked when due.
     pub(crate) deadlines: BinaryHeap<Reverse<(Instant, u32, crate::control::Deadline)>>,
-    /// Unsent output bytes of all clients together.
+    /// Unsent output bytes of all clients together, and by uid.
     pub(crate) out_total: usize,
+    pub(crate) out_by_uid: HashMap<u32, usize>,
+    /// Received, unparsed input bytes of all clients together.
+    pub(crate) in_total: usize,
+    /// Password checks waiting for their uid's turn.
+    pub(crate) auth_gate: crate::auth::Gate,
+    /// One log line per peer uid per interval.
+    pub(crate) peer_log: crate::admission::Throttle,
+    /// One log line per process per interval for input it does not take.
+    pub(crate) input_log: crate::admission::Throttle,
     /// Accepting is paused (out of fds) until then.
     pub(crate) accept_resume: Option<Instant>,
     /// An accept failed and the failure was logged; cleared by the next accept that works.
@@ -236,6 +245,11 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         auth_worker: None,
         deadlines: BinaryHeap::new(),
         out_total: 0,
+        out_by_uid: HashMap::new(),
+        in_total: 0,
+        auth_gate: crate::auth::Gate::default(),
+        peer_log: crate::admission::Throttle::default(),
+        input_log: crate::admission::Throttle::default(),
         accept_resume: None,
         accept_trouble: false,
         spawner_pid,
@@ -294,6 +308,7 @@ impl Supervisor {
                 .chain(self.watchdog.map(|w| w.1))
                 .chain(self.delayed.iter().map(|d| d.0))
                 .chain(self.next_deadline())
+                .chain(self.next_check(Instant::now()))
                 .chain(self.accept_resume)
                 .min();
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
@@ -312,6 +327,7 @@ impl Supervisor {
                 self.send_delayed(now);
             }
             self.fire_deadlines(now);
+            self.release_checks(now);
             self.resume_accept(now);
             self.progress_jobs();
             self.feed_main_followers();
