@@ -3,6 +3,7 @@
 
 mod access;
 mod child_env;
+mod completion;
 mod config;
 mod ctl;
 mod fg;
