@@ -6,6 +6,7 @@ mod child_env;
 mod completion;
 mod config;
 mod ctl;
+mod docs;
 mod fg;
 mod install;
 mod lifecycle;
