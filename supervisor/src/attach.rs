@@ -124,7 +124,12 @@ impl Supervisor {
     pub(crate) fn attach(&mut self, client: u32, req: &Request, targets: &[Target]) {
         let id = req.id;
         let [(slot, _)] = targets else {
-            return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, "fg needs exactly one process name"));
+            // `fg ticker`: name the processes to choose from.
+            let names: Vec<&str> =
+                targets.iter().filter_map(|(s, _)| self.registry.get(*s)).map(|p| p.name.as_str()).collect();
+            let has = if names.is_empty() { "no process".to_owned() } else { names.join(", ") };
+            let msg = format!("fg needs one process: {} has {has}", req.names.join(" "));
+            return self.reply(client, &Reply::err(id, kind::BAD_REQUEST, msg));
         };
         let slot = *slot;
         let Some(p) = self.registry.get(slot) else { return };

@@ -263,11 +263,12 @@ impl Registry {
     /// order. An empty list selects nothing.
     ///
     /// # Errors
-    /// The first name that matches nothing: "no such process: web2".
+    /// The first name that matches nothing, as supervisorctl's result line:
+    /// "web2: ERROR (no such process)".
     pub fn select(&self, names: &[String]) -> Result<Vec<Target>, String> {
         let mut out: Vec<Target> = Vec::new();
         for name in names {
-            let sel = Selector::parse(name)?;
+            let sel = Selector::parse(name).map_err(|_| format!("{name}: ERROR (no such process)"))?;
             let mut matched = false;
             for slot in self.ordered() {
                 let p = &self.procs[&slot];
@@ -288,7 +289,7 @@ impl Registry {
                 }
             }
             if !matched && sel != Selector::All {
-                return Err(format!("no such process: {name}"));
+                return Err(format!("{name}: ERROR (no such process)"));
             }
         }
         let order = self.ordered();

@@ -213,7 +213,7 @@ impl Supervisor {
                     .iter()
                     .find(|n| *n != "all" && !programs.contains_key(*n) && !self.registry.programs.contains_key(*n))
                 {
-                    let msg = format!("no such program: {bad}");
+                    let msg = format!("{bad}: ERROR (no such program)");
                     self.answer(&req, Reply::err(0, kind::NO_SUCH_PROCESS, msg));
                     return self.next_reload();
                 }
