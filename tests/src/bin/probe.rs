@@ -78,7 +78,51 @@ fn count_sigints() {
     }
 }
 
+/// `probe follow SOCKET NAME N`: opens N `tail -f NAME` connections that never read, prints
+/// `{"following": N}` and holds them until stdin closes.
+fn follow_without_reading(path: &str, name: &str, n: usize) {
+    use std::io::{Read, Write};
+    let mut held = Vec::new();
+    for _ in 0..n {
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) {
+            let req = serde_json::json!({ "id": 1, "action": "tail", "names": [name], "args": { "follow": true, "bytes": 0 } });
+            let _ = s.write_all(format!("{req}\n").as_bytes());
+            held.push(s);
+        }
+    }
+    println!("{}", serde_json::json!({ "following": held.len() }));
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
+/// `probe spam SOCKET C L`: C connections one after the other, each sending L `status` lines at
+/// once and reading replies until the daemon closes it (or 1 s passes without a reply); prints `{"replies": R}`.
+fn spam(path: &str, connections: usize, lines: usize) {
+    use std::io::{BufRead, Write};
+    let mut replies = 0;
+    let request: String = (0..lines).map(|i| format!("{{\"id\": {i}, \"action\": \"status\"}}\n")).collect();
+    for _ in 0..connections {
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else { continue };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        let _ = s.write_all(request.as_bytes());
+        let mut r = std::io::BufReader::new(s);
+        let mut line = String::new();
+        while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
+            replies += 1;
+            line.clear();
+        }
+    }
+    println!("{}", serde_json::json!({ "replies": replies }));
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("spam") {
+        let arg = |i| std::env::args().nth(i).unwrap_or_default();
+        return spam(&arg(2), arg(3).parse().unwrap_or(0), arg(4).parse().unwrap_or(0));
+    }
+    if std::env::args().nth(1).as_deref() == Some("follow") {
+        let arg = |i| std::env::args().nth(i).unwrap_or_default();
+        return follow_without_reading(&arg(2), &arg(3), arg(4).parse().unwrap_or(0));
+    }
     if std::env::args().nth(1).as_deref() == Some("sigint") {
         return count_sigints();
     }

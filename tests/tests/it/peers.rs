@@ -243,3 +243,110 @@ fn a_tail_of_a_terabyte_reads_only_the_end_of_the_files() {
     let after = kib(sup, "VmHWM:");
     assert!(after < before + 16 * 1024, "peak RSS went from {before} KiB to {after} KiB");
 }
+
+#[test]
+fn a_peer_with_no_role_cannot_flood_the_main_log() {
+    require_root!();
+    let outsider = ensure_user("tmt_norole");
+    let s = Scratch::new();
+    let probe = s.probe(&probe());
+    let d = Daemon::start_socket(
+        s,
+        "  chmod: 0777\n  access:\n    - {user: nobody, role: viewer}\n",
+        "programs:\n  p:\n    command: sleep 1000\n    startsecs: 0\n",
+    );
+    // 100 connections one after the other, each pipelining 500 requests: one refusal each,
+    // then the connection closes; the main log gets a line per interval, not per request.
+    let out = Command::new(&probe)
+        .args(["spam", d.socket.to_str().unwrap(), "100", "500"])
+        .uid(outsider.uid.as_raw())
+        .gid(outsider.gid.as_raw())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["replies"], 100, "one refusal per connection: {report}");
+    let log = d.log();
+    let refusals = log.matches("refused uid").count();
+    assert!(refusals <= 2, "{refusals} refusal lines:\n{log}");
+}
+
+#[test]
+fn typing_into_a_program_that_does_not_read_is_logged_once() {
+    let d = Daemon::start("programs:\n  deaf:\n    command: sleep 1000\n    startsecs: 0\n");
+    d.wait_state("deaf", "RUNNING", SOON);
+    let mut raw = Raw::connect(&d);
+    raw.send("{\"id\": 1, \"action\": \"attach\", \"names\": [\"deaf\"]}\n");
+    assert_eq!(raw.line(SOON).expect("attach reply")["ok"], true);
+    // 4 MiB of keystrokes in 6-byte frames into a 64 KiB pipe nobody reads.
+    let mut frames = Vec::new();
+    for _ in 0..(4 << 20) / 6 {
+        frames.extend_from_slice(&[1u8, 0, 0, 0, 6]);
+        frames.extend_from_slice(b"hello\n");
+    }
+    raw.writer.write_all(&frames).unwrap();
+    let about_input = |log: &str| {
+        log.matches("'deaf' is not reading its input").count() + log.matches("'deaf' input not delivered").count()
+    };
+    wait_until("a line about deaf's input", SOON, || about_input(&d.log()) > 0);
+    assert_eq!(d.ctl(&["status", "deaf"]).code, 0);
+    let lines = about_input(&d.log());
+    assert!(lines <= 2, "{lines} lines about deaf's input:\n{}", d.log());
+}
+
+#[test]
+fn parallel_connections_of_one_uid_guess_no_faster_than_one() {
+    let d = daemon_with_password();
+    // Three wrong guesses on three connections at once, then the right password on a fourth:
+    // each check of the uid waits for the one before and for its delay (1 s, 2 s, 4 s).
+    let mut wrong: Vec<Raw> = (0..3).map(|_| Raw::connect(&d)).collect();
+    for c in &mut wrong {
+        c.send(&guesses(1));
+    }
+    d.wait_log("failed authentication as 'ops'", SOON);
+    let t0 = Instant::now();
+    let mut right = Raw::connect(&d);
+    right.send("{\"id\": 9, \"action\": \"auth\", \"args\": {\"username\": \"ops\", \"password\": \"s3cret\"}}\n");
+    let reply = right.line(Duration::from_secs(30)).expect("an answer");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert!(t0.elapsed() >= Duration::from_secs(4), "the right password ran after {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_viewers_followers_that_never_read_cannot_starve_roots_follower() {
+    require_root!();
+    let viewer = ensure_user("tmt_lazy");
+    let s = Scratch::new();
+    let probe = s.probe(&probe());
+    let d = Daemon::start_socket(
+        s,
+        "  chmod: 0777\n  access:\n    - {user: tmt_lazy, role: viewer}\n",
+        "programs:\n  chatty:\n    command: sh -c 'while :; do head -c 1048576 /dev/zero | tr \"\\\\0\" x; done'\n    startsecs: 0\n    stdout_logfile_maxbytes: 8MB\n    stdout_logfile_backups: 1\n",
+    );
+    d.wait_state("chatty", "RUNNING", SOON);
+    let mut lazy = Command::new(&probe)
+        .args(["follow", d.socket.to_str().unwrap(), "chatty", "40"])
+        .uid(viewer.uid.as_raw())
+        .gid(viewer.gid.as_raw())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut report = String::new();
+    BufReader::new(lazy.stdout.take().unwrap()).read_line(&mut report).unwrap();
+    // Root follows and reads for 5 s: it is never the one dropped.
+    let mut root = Raw::connect(&d);
+    root.send(
+        "{\"id\": 1, \"action\": \"tail\", \"names\": [\"chatty\"], \"args\": {\"follow\": true, \"bytes\": 0}}\n",
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut got = 0usize;
+    while Instant::now() < until {
+        let line = root.line(SOON).expect("root's follower was dropped");
+        got += line.to_string().len();
+    }
+    assert!(got > 1 << 20, "root's follower got only {got} bytes");
+    assert!(d.log().contains("of uid") && d.log().contains("does not read its replies"), "{}", d.log());
+    drop(lazy.stdin.take());
+    let _ = lazy.wait();
+    assert!(tests::alive(supervisor_pid(&d)));
+}
