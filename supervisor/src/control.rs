@@ -7,12 +7,12 @@
 //! ([`MAX_PENDING`]) and for all clients. A peer learns nothing of the programs before it has
 //! authenticated and been given a role.
 
-use crate::admission::{self, Refused};
-use crate::auth::{AuthWorker, Check, Verdict};
+use crate::core::state::{Event, ProcessState};
 use crate::event_loop::{client_key, Supervisor, KEY_AUTH, KEY_LISTENER};
+use crate::io::control::admission::{self, Refused};
+use crate::io::control::auth::{AuthWorker, Check, Verdict};
 use crate::registry::Target;
 use crate::reload::ReloadKind;
-use crate::state::{Event, ProcessState};
 use crate::sys::Source;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -680,7 +680,7 @@ impl Supervisor {
     /// connection closes it. The connection stays unread until then.
     pub(crate) fn on_auth_verdicts(&mut self, now: Instant) {
         if let Some(Source::Wake(w)) = self.watcher.get_mut(KEY_AUTH) {
-            crate::auth::drain_wakeups(w);
+            crate::io::control::auth::drain_wakeups(w);
         }
         let verdicts = self.auth_worker.as_ref().map(AuthWorker::verdicts).unwrap_or_default();
         for Verdict { client, id, ok } in verdicts {

@@ -3,9 +3,9 @@
 //! per child, no tick: an idle daemon does not wake.
 
 use crate::control::{Client, Job};
-use crate::logs::MainLog;
+use crate::core::state::{self, Action, Event, Note, ProcessState, Refusal, TimerKind};
+use crate::io::logs::MainLog;
 use crate::registry::Registry;
-use crate::state::{self, Action, Event, Note, ProcessState, Refusal, TimerKind};
 use crate::sys::{adopt_fd, Source, Watcher};
 use common::config::raw::LogLevel;
 use common::config::{Program, SocketConfig, Stream};
@@ -88,11 +88,11 @@ pub struct Supervisor {
     /// close the connection after).
     pub(crate) delayed: Vec<(Instant, u32, common::proto::control::Reply, bool)>,
     /// Connections by uid, and who may connect (`admission.rs`).
-    pub(crate) admission: crate::admission::Admission,
+    pub(crate) admission: crate::io::control::admission::Admission,
     /// Failed authentications by uid, for the delay of their answers.
-    pub(crate) auth_failures: crate::admission::AuthFailures,
+    pub(crate) auth_failures: crate::io::control::admission::AuthFailures,
     /// The password worker thread, once the first `auth` arrived.
-    pub(crate) auth_worker: Option<crate::auth::AuthWorker>,
+    pub(crate) auth_worker: Option<crate::io::control::auth::AuthWorker>,
     /// Client deadlines (partial lines, authentication), checked when due.
     pub(crate) deadlines: BinaryHeap<Reverse<(Instant, u32, crate::control::Deadline)>>,
     /// Unsent output bytes of all clients together.
@@ -120,7 +120,7 @@ pub struct Supervisor {
     pub(crate) server: common::config::model::Server,
     /// `tail -f` and `maintail -f` clients.
     pub(crate) followers: Vec<crate::control::Follower>,
-    program_syslog: Option<crate::logs::Syslog>,
+    program_syslog: Option<crate::io::logs::Syslog>,
     program_syslog_failed: bool,
     /// A service manager listens (sd_notify through the spawner).
     notify: bool,
@@ -212,14 +212,14 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         journal,
     );
     if let Some(target) = &server.syslog {
-        match crate::logs::Syslog::connect(target) {
+        match crate::io::logs::Syslog::connect(target) {
             Ok(s) => log.set_syslog(s),
             Err(e) => log.error(&format!("server.syslog: {e}; logging to the file only")),
         }
     }
     // Everything that needed more than the log directories is done (DESIGN §1 rule 4).
     let confinement =
-        crate::confine::confine(&crate::confine::LogDirs::of(&server, &programs)).map_err(|e| e.to_string())?;
+        crate::io::confine::confine(&crate::io::confine::LogDirs::of(&server, &programs)).map_err(|e| e.to_string())?;
     log.info(&format!("confinement: {confinement}"));
     Ok(Supervisor {
         watcher,
@@ -231,8 +231,10 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Supervisor, String> {
         reloads: crate::reload::Reloads::default(),
         link_out: std::collections::VecDeque::new(),
         delayed: Vec::new(),
-        admission: crate::admission::Admission::new(crate::admission::Limits::for_fd_limit(nofile)),
-        auth_failures: crate::admission::AuthFailures::default(),
+        admission: crate::io::control::admission::Admission::new(crate::io::control::admission::Limits::for_fd_limit(
+            nofile,
+        )),
+        auth_failures: crate::io::control::admission::AuthFailures::default(),
         auth_worker: None,
         deadlines: BinaryHeap::new(),
         out_total: 0,
@@ -380,7 +382,7 @@ impl Supervisor {
         let idx = usize::from(stream == Stream::Stderr);
         let wants_syslog = self.registry.procs.get(&slot).is_some_and(|p| p.logs[idx].syslog);
         if wants_syslog && self.program_syslog.is_none() && !self.program_syslog_failed {
-            match crate::logs::Syslog::connect(&self.server.program_syslog) {
+            match crate::io::logs::Syslog::connect(&self.server.program_syslog) {
                 Ok(s) => self.program_syslog = Some(s),
                 Err(e) => {
                     self.program_syslog_failed = true;
@@ -706,7 +708,7 @@ impl Supervisor {
 
     /// `12 running, 1 fatal`: the processes by state, for the service manager's STATUS.
     pub fn summary(&self) -> String {
-        use crate::state::ProcessState::*;
+        use crate::core::state::ProcessState::*;
         let states = [Running, Starting, Backoff, Stopping, Exited, Fatal, Stopped];
         let parts: Vec<String> = states
             .iter()

@@ -9,16 +9,13 @@
 //! what a compromised supervisor could do, `sys.rs` is mechanism.
 
 pub mod access;
-pub mod admission;
 pub mod attach;
-pub mod auth;
-pub mod confine;
 pub mod control;
+pub mod core;
 pub mod event_loop;
-pub mod logs;
+pub mod io;
 pub mod registry;
 pub mod reload;
-pub mod state;
 
 #[allow(unsafe_code)] // the crate's one exception; each call has its SAFETY note.
 pub mod sys;
@@ -30,7 +27,7 @@ use std::process::ExitCode;
 /// the supervisor could not be confined.
 pub fn run_role(link_fd: i32, listen_fd: i32) -> ExitCode {
     // Before anything else: until this, a process of our uid could trace us.
-    if let Err(e) = confine::make_non_dumpable() {
+    if let Err(e) = io::confine::make_non_dumpable() {
         eprintln!("taskmasterd[supervisor]: {e}");
         return ExitCode::from(1);
     }

@@ -1,8 +1,8 @@
 //! The processes the supervisor knows, their machines, spawn ids and log files, and the last
 //! line each one's child wrote on its error stream.
 
-use crate::logs::ChildLog;
-use crate::state::{Machine, ProcessState};
+use crate::core::state::{Machine, ProcessState};
+use crate::io::logs::ChildLog;
 use common::config::{Program, Stream};
 use common::names::Selector;
 use std::collections::{BTreeMap, HashMap};

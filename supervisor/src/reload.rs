@@ -7,9 +7,9 @@
 //! last file content and no process is restarted twice for one change.
 
 use crate::control::Then;
+use crate::core::state::ProcessState;
 use crate::event_loop::{Notify, Supervisor};
 use crate::registry::Target;
-use crate::state::ProcessState;
 use common::config::{ChangeKind, Program, ReloadPlan};
 use common::proto::control::{kind, AvailInfo, Reply};
 use common::proto::spawn::{ConfigAssembler, ConfigItem, Request};

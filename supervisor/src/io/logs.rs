@@ -63,7 +63,7 @@ impl RotatingFile {
         }
         while !bytes.is_empty() {
             if let Err(e) = self.ensure_open() {
-                let why = match crate::confine::outside_note(&self.path) {
+                let why = match crate::io::confine::outside_note(&self.path) {
                     Some(note) if e.kind() == io::ErrorKind::PermissionDenied => format!(" ({note})"),
                     _ => String::new(),
                 };

@@ -1,0 +1,2 @@
+//! The core: decides, does no I/O.
+pub mod state;

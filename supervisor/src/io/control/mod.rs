@@ -1,0 +1,3 @@
+//! The control socket.
+pub mod admission;
+pub mod auth;
