@@ -138,7 +138,7 @@ impl Core {
             let running = up_at <= now;
             p.m = Machine {
                 state: if running { ProcessState::Running } else { ProcessState::Starting },
-                pid: Some(child.pid.as_raw()),
+                pid: Some(child.pid),
                 started_at: Some(child.started_at),
                 ever_started: true,
                 epoch: 1,
@@ -257,7 +257,7 @@ impl Core {
                 if fds_received {
                     out.push(Effect::BindOutput { spawn_id, slot });
                 }
-                let _ = self.reg.apply(slot, Event::Spawned { pid: pid.as_raw() }, now, restart, out);
+                let _ = self.reg.apply(slot, Event::Spawned { pid }, now, restart, out);
                 if !fds_received {
                     // Out of fds: a child whose output nothing can read is killed; its exit then
                     // takes the usual course (BACKOFF and a retry, or a restart).
@@ -377,7 +377,7 @@ impl Core {
                     .iter()
                     .map(|(s, _)| {
                         let p = &self.reg.procs[s];
-                        json!({ "name": p.name, "pid": p.m.pid.filter(|_| p.m.state.may_have_process()) })
+                        json!({ "name": p.name, "pid": p.m.pid.filter(|_| p.m.state.may_have_process()).map(Pid::as_raw) })
                     })
                     .collect();
                 out.reply(Some(to), Reply::ok(0, json!(pids)));
@@ -493,7 +493,7 @@ impl Core {
             program: p.program.name.clone(),
             instance: p.instance,
             state: p.m.state,
-            pid: pid.map(Pid::from_raw),
+            pid,
             uptime_s,
             changed_at: p.changed_at,
             ever_started: p.m.ever_started,

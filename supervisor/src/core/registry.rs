@@ -274,7 +274,7 @@ impl Registry {
                     if purpose == SignalPurpose::Stop {
                         out.info(format!("waiting for '{}' to stop", proc.name));
                     }
-                    out.spawner(Request::Signal { spawn_id: spawn_id.0, signal, purpose });
+                    out.spawner(Request::Signal { spawn_id: spawn_id.0, signal: signal as i32, purpose });
                 }
             }
             Action::Arm(kind, at) => {

@@ -373,7 +373,9 @@ fn restore_binds_live_children_and_kills_strangers() {
         child("quick", 1, 10, 100, t0),
     ];
     let (mut core, fx) = Core::restore(config(programs), &inventory, now);
-    let state = |c: &Core, n: &str| c.registry().procs.values().find(|p| p.name == n).map(|p| (p.m.state, p.m.pid));
+    let state = |c: &Core, n: &str| {
+        c.registry().procs.values().find(|p| p.name == n).map(|p| (p.m.state, p.m.pid.map(Pid::as_raw)))
+    };
     let table = [
         ("slow", Some((ProcessState::Starting, Some(70)))),
         ("quick", Some((ProcessState::Running, Some(80)))),
