@@ -1,6 +1,7 @@
 # Install taskmaster: `make install` (PREFIX=/usr/local), or into a staging root with
 # `make install DESTDIR=/tmp/stage PREFIX=/usr`. PROFILE=debug installs a debug build;
-# NO_BUILD=1 installs what is already built.
+# NO_BUILD=1 installs what is already built. The man pages of the binaries are generated from
+# their command lines (--generate-docs); the shell completions are the files in completions/.
 PREFIX ?= /usr/local
 DESTDIR ?=
 PROFILE ?= release
@@ -43,12 +44,12 @@ install: docs
 	install -Dm644 $(GEN)/man/taskmasterd.8 $(DESTDIR)$(MANDIR)/man8/taskmasterd.8
 	install -Dm644 $(GEN)/man/taskmasterctl.1 $(DESTDIR)$(MANDIR)/man1/taskmasterctl.1
 	install -Dm644 docs/man/taskmaster.yaml.5 $(DESTDIR)$(MANDIR)/man5/taskmaster.yaml.5
-	install -Dm644 $(GEN)/completions/taskmasterd.bash $(DESTDIR)$(BASHDIR)/taskmasterd
-	install -Dm644 $(GEN)/completions/taskmasterctl.bash $(DESTDIR)$(BASHDIR)/taskmasterctl
-	install -Dm644 $(GEN)/completions/_taskmasterd $(DESTDIR)$(ZSHDIR)/_taskmasterd
-	install -Dm644 $(GEN)/completions/_taskmasterctl $(DESTDIR)$(ZSHDIR)/_taskmasterctl
-	install -Dm644 $(GEN)/completions/taskmasterd.fish $(DESTDIR)$(FISHDIR)/taskmasterd.fish
-	install -Dm644 $(GEN)/completions/taskmasterctl.fish $(DESTDIR)$(FISHDIR)/taskmasterctl.fish
+	install -Dm644 completions/taskmasterd.bash $(DESTDIR)$(BASHDIR)/taskmasterd
+	install -Dm644 completions/taskmasterctl.bash $(DESTDIR)$(BASHDIR)/taskmasterctl
+	install -Dm644 completions/_taskmasterd $(DESTDIR)$(ZSHDIR)/_taskmasterd
+	install -Dm644 completions/_taskmasterctl $(DESTDIR)$(ZSHDIR)/_taskmasterctl
+	install -Dm644 completions/taskmasterd.fish $(DESTDIR)$(FISHDIR)/taskmasterd.fish
+	install -Dm644 completions/taskmasterctl.fish $(DESTDIR)$(FISHDIR)/taskmasterctl.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/taskmasterd $(DESTDIR)$(BINDIR)/taskmasterctl \

@@ -215,16 +215,24 @@ fn parse_tail(main: bool, rest: &[String]) -> Result<Action, CtlError> {
     Ok(Action::Tail { main, follow, bytes, name, stream })
 }
 
+/// The text of `help`: every action with its usage and one line of help (also the end of
+/// `taskmasterctl --help`).
+pub fn summary() -> String {
+    let mut out = String::from("Actions (NAME is a process like web:0, a program like web, or all):\n");
+    let width = ACTIONS.iter().map(|a| a.1.chars().count()).max().unwrap_or(0);
+    for (_, u, h) in ACTIONS {
+        out.push_str(&format!("  {u:<width$}  {h}\n"));
+    }
+    out
+}
+
 /// The text of `help` or `help ACTION`.
+///
+/// # Errors
+/// [`CtlError::Usage`]: the action is unknown.
 pub fn help(action: Option<&str>) -> Result<String, CtlError> {
     match action {
-        None => {
-            let mut out = String::from("Actions (NAME is a process like web:0, a program like web, or all):\n");
-            for (_, u, h) in ACTIONS {
-                out.push_str(&format!("  {u:<28} {h}\n"));
-            }
-            Ok(out)
-        }
+        None => Ok(summary()),
         Some(a) => ACTIONS
             .iter()
             .find(|x| x.0 == a)

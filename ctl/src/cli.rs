@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 /// `taskmasterctl`: control a running taskmasterd.
 #[derive(Debug, Parser)]
-#[command(name = "taskmasterctl", version = common::VERSION, about = "Control taskmasterd: status, start, stop … (no action: an interactive shell)")]
+#[command(name = "taskmasterctl", version = common::VERSION, about = "Control taskmasterd: status, start, stop, fg and the other actions below (no action: an interactive shell)", after_help = crate::actions::summary())]
 pub struct Cli {
     /// Config file to read the socket path and shell settings from (default: $TASKMASTER_CONFIG, ./taskmaster.yaml, /etc/taskmaster/taskmaster.yaml).
     #[arg(short = 'c', long = "configuration", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Control socket path (overrides the config).
-    #[arg(short = 's', long = "serverurl", value_name = "SOCKET")]
+    /// Control socket: a path, or supervisorctl's unix:///path (no config file is read then,
+    /// unless -c names one).
+    #[arg(short = 's', long = "serverurl", value_name = "SOCKET", value_parser = server_url)]
     pub socket: Option<PathBuf>,
     /// User name for socket.auth (default: $TASKMASTER_USERNAME, then the config's
     /// socket.auth.username); the password comes from $TASKMASTER_PASSWORD or a prompt.
@@ -22,9 +23,14 @@ pub struct Cli {
     /// Start the interactive shell after running the action.
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
-    /// Write the man page and shell completions into DIR (used by `make install`).
+    /// Write the man page into DIR/man (used by `make install`).
     #[arg(long, hide = true, value_name = "DIR")]
     pub generate_docs: Option<PathBuf>,
+    /// Print the completions of the last of ACTION's words, one a line, given the words before
+    /// it (the shell completion scripts call this; it asks the daemon quietly, briefly, or not
+    /// at all).
+    #[arg(long, hide = true)]
+    pub complete: bool,
     /// The action and its arguments; see `taskmasterctl help`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ACTION")]
     pub action: Vec<String>,
@@ -59,6 +65,8 @@ pub fn settings(cli: &Cli) -> Result<Settings, CtlError> {
             .find(|p| p.exists())
             .map(Path::to_path_buf),
     };
+    // -s without -c reads no file (DESIGN §7): a broken ./taskmaster.yaml cannot stop it.
+    let file = file.filter(|_| cli.socket.is_none() || cli.config.is_some());
     let (socket, ctl, auth_username, socket_owner) = match file {
         Some(f) => {
             let (socket, ctl) = config::load_ctl(&f).map_err(|e| CtlError::Config(e.to_string()))?;
@@ -76,4 +84,38 @@ pub fn settings(cli: &Cli) -> Result<Settings, CtlError> {
         }
     };
     Ok(Settings { socket: cli.socket.clone().unwrap_or(socket), ctl, auth_username, socket_owner })
+}
+
+/// `-s`'s value: a socket path, or supervisorctl's `unix:///path` form. An `http://` URL (or any
+/// other scheme) is refused: the daemon serves its UNIX socket only.
+///
+/// # Errors
+/// A URL of another scheme, or an empty path.
+pub fn server_url(value: &str) -> Result<PathBuf, String> {
+    let path = match value.split_once("://") {
+        Some(("unix", path)) => path,
+        Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('/') => {
+            return Err(format!("'{scheme}://' is not served: give the socket's path, or unix:///path"));
+        }
+        _ => value,
+    };
+    if path.is_empty() {
+        return Err("an empty socket path".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_url_is_a_path_or_a_unix_url() {
+        assert_eq!(server_url("/run/tm.sock"), Ok(PathBuf::from("/run/tm.sock")));
+        assert_eq!(server_url("unix:///run/tm.sock"), Ok(PathBuf::from("/run/tm.sock")));
+        assert_eq!(server_url("unix://tm.sock"), Ok(PathBuf::from("tm.sock")));
+        assert_eq!(server_url("./a://b"), Ok(PathBuf::from("./a://b")));
+        assert!(server_url("http://localhost:9001").is_err());
+        assert!(server_url("unix://").is_err());
+    }
 }

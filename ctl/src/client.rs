@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 static USERNAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 static SOCKET_OWNER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 static CREDENTIALS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+static NO_PROMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The user name to present when the daemon asks for socket.auth (from `-u`,
 /// `TASKMASTER_USERNAME` or the config); set once per process.
@@ -26,6 +27,12 @@ pub fn set_username(user: Option<String>) {
 /// trusted to own the socket a password is sent to; set once per process.
 pub fn set_socket_owner(user: Option<String>) {
     let _ = SOCKET_OWNER.set(user);
+}
+
+/// Never ask for a password on the terminal (shell completion runs behind the user's back):
+/// without `TASKMASTER_PASSWORD`, a daemon that wants one is left unanswered.
+pub fn set_no_prompt() {
+    NO_PROMPT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Why a socket must not get a password: a uid that is not root, ours, or socket.chown's owner.
@@ -68,6 +75,9 @@ fn credentials() -> Result<&'static (String, String), CtlError> {
     })?;
     let password = match std::env::var("TASKMASTER_PASSWORD") {
         Ok(p) => p,
+        Err(_) if NO_PROMPT.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(CtlError::Unreachable("the daemon asks for a password: set TASKMASTER_PASSWORD".into()))
+        }
         Err(_) => rpassword::prompt_password(format!("Password for {user}: ")).map_err(|_| {
             CtlError::Unreachable(
                 "the daemon asks for a password: set TASKMASTER_PASSWORD (there is no terminal to ask on)".into(),
@@ -99,6 +109,16 @@ impl Client {
         })?;
         let writer = stream.try_clone().map_err(|e| CtlError::Unreachable(format!("{}: {e}", path.display())))?;
         Ok(Client { path: path.to_path_buf(), reader: BufReader::new(stream), writer, next_id: 0 })
+    }
+
+    /// Gives up a read that waits longer than `timeout` (None: wait as long as it takes), so
+    /// that a daemon that does not answer cannot hang shell completion.
+    ///
+    /// # Errors
+    /// The socket refuses the option (it does not, for a connected UNIX socket).
+    pub fn set_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.writer.set_read_timeout(timeout)?;
+        self.writer.set_write_timeout(timeout)
     }
 
     /// Sends a request and waits for its reply.
@@ -208,6 +228,7 @@ impl Client {
                 kind::PERMISSION_DENIED | kind::UNAVAILABLE => CtlError::Unreachable(err.message),
                 kind::CONFIG_ERROR => CtlError::Config(err.message),
                 kind::AUTH_REQUIRED => CtlError::AuthRequired,
+                kind::NO_SUCH_PROCESS => CtlError::NoSuchProcess(err.message),
                 _ => CtlError::Failed(err.message),
             });
         }

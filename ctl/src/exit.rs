@@ -43,6 +43,10 @@ pub enum CtlError {
     /// The daemon refused or failed the action: exit 1.
     #[error("{0}")]
     Failed(String),
+    /// A name matches no process or program: exit 1. The daemon's message is supervisorctl's
+    /// result line (`nosuch: ERROR (no such process)`), printed as such on stdout, unprefixed.
+    #[error("{0}")]
+    NoSuchProcess(String),
     /// The daemon wants socket.auth first (handled inside the client; exit 4 if it escapes).
     #[error("authentication required")]
     AuthRequired,
@@ -54,7 +58,7 @@ impl CtlError {
         ExitCode::from(match self {
             CtlError::Usage(_) | CtlError::Config(_) => 2,
             CtlError::Unreachable(_) | CtlError::AuthRequired => 4,
-            CtlError::Failed(_) => 1,
+            CtlError::Failed(_) | CtlError::NoSuchProcess(_) => 1,
         })
     }
 }

@@ -272,7 +272,8 @@ enum End {
 /// out the hint naming the detach keys.
 ///
 /// # Errors
-/// The attach was refused (not running, unknown name: [`CtlError::Failed`]), a PTY program with
+/// The attach was refused (not running: [`CtlError::Failed`]; unknown name:
+/// [`CtlError::NoSuchProcess`]), a PTY program with
 /// a stdin that is not a terminal ([`CtlError::Usage`], exit 2), the terminal could not be set
 /// up, or the daemon went away ([`CtlError::Unreachable`]).
 pub fn run(mut client: Client, name: &str, detach_keys: &[u8], quiet: bool) -> Result<Outcome, CtlError> {

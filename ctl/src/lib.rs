@@ -13,8 +13,10 @@
 pub mod actions;
 pub mod cli;
 pub mod client;
+pub mod complete;
 pub mod exit;
 pub mod fg;
+pub mod man;
 pub mod modes;
 pub mod render;
 pub mod sanitize;
@@ -50,14 +52,13 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
         generate_docs(dir).map_err(|e| CtlError::Failed(format!("cannot write docs into {}: {e}", dir.display())))?;
         return Ok(Outcome::Ok);
     }
-    let settings = cli::settings(&cli)?;
-    let username = cli
-        .username
-        .clone()
-        .or_else(|| std::env::var("TASKMASTER_USERNAME").ok().filter(|u| !u.is_empty()))
-        .or_else(|| settings.auth_username.clone());
-    client::set_username(username);
-    client::set_socket_owner(settings.socket_owner.clone());
+    if cli.complete {
+        for candidate in complete::command_line(&cli.action) {
+            outln!("{candidate}");
+        }
+        return Ok(Outcome::Ok);
+    }
+    let settings = prepare(&cli)?;
     let mut outcome = Outcome::Ok;
     if !cli.action.is_empty() {
         outcome = match actions::parse(&cli.action)? {
@@ -75,28 +76,33 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
     Ok(outcome)
 }
 
-/// Writes taskmasterctl(1), with every action, and its shell completions into `dir` (`man/`,
-/// `completions/`), for `make install`.
+/// Reads the settings ([`cli::settings`]) and tells the client whom to authenticate as and
+/// which socket owner to trust with a password.
+///
+/// # Errors
+/// As [`cli::settings`].
+pub fn prepare(cli: &cli::Cli) -> Result<cli::Settings, CtlError> {
+    let settings = cli::settings(cli)?;
+    let username = cli
+        .username
+        .clone()
+        .or_else(|| std::env::var("TASKMASTER_USERNAME").ok().filter(|u| !u.is_empty()))
+        .or_else(|| settings.auth_username.clone());
+    client::set_username(username);
+    client::set_socket_owner(settings.socket_owner.clone());
+    Ok(settings)
+}
+
+/// Writes taskmasterctl(1), with every action, into `dir/man/` for `make install` (the shell
+/// completions are files of their own, in the repository's `completions/`).
 ///
 /// # Errors
 /// A file cannot be written.
 pub fn generate_docs(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
-    use clap_complete::Shell;
-    let mut actions = String::from("Actions (NAME is a process like web:0, a program like web, or all):\n\n");
-    for (_, usage, help) in actions::ACTIONS {
-        actions.push_str(&format!("  {usage}\n      {help}\n\n"));
-    }
-    actions.push_str("Exit status: 0 ok; 1 an action failed; 2 usage or config error; 3 status found a selected process not RUNNING; 4 the daemon cannot be reached or refused access; fg: the program's status when it ends while attached.");
-    let mut cmd = cli::Cli::command().after_long_help(actions);
     let man = dir.join("man");
-    let comp = dir.join("completions");
     std::fs::create_dir_all(&man)?;
-    std::fs::create_dir_all(&comp)?;
-    let mut page = std::fs::File::create(man.join("taskmasterctl.1"))?;
-    clap_mangen::Man::new(cmd.clone()).section("1").render(&mut page)?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        clap_complete::generate_to(shell, &mut cmd, "taskmasterctl", &comp)?;
-    }
-    Ok(())
+    let mut page = std::io::BufWriter::new(std::fs::File::create(man.join("taskmasterctl.1"))?);
+    man::render(cli::Cli::command(), &mut page)?;
+    std::io::Write::flush(&mut page)
 }

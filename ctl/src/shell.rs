@@ -1,40 +1,24 @@
 //! The interactive shell: rustyline line editing, a persistent history file, and Tab completion
-//! of actions and of the process names the daemon reports (a unique completion appends a
-//! space, as readline does).
+//! of actions and of what each takes ([`crate::complete`]: the process names the daemon
+//! reports …). As readline does, a unique completion appends a space, and a second Tab lists
+//! the candidates when there are several.
 
-use crate::actions::{self, Action, ACTIONS};
+use crate::actions::{self, Action};
 use crate::cli::Settings;
-use crate::client::Client;
+use crate::complete;
 use crate::exit::{CtlError, Outcome};
-use common::proto::control::ProcessInfo;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::FileHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use std::path::PathBuf;
 
-/// Completes actions in the first word and process names (plus `all`) after it.
+/// Completes the word under the cursor with [`complete::candidates`].
 pub struct ShellHelper {
     socket: PathBuf,
-}
-
-impl ShellHelper {
-    fn names(&self) -> Vec<String> {
-        let Ok(mut c) = Client::connect(&self.socket) else { return Vec::new() };
-        let Ok(data) = c.call("status", &[], serde_json::Map::new()) else { return Vec::new() };
-        let rows: Vec<ProcessInfo> = serde_json::from_value(data).unwrap_or_default();
-        let mut names: Vec<String> = vec!["all".into()];
-        for r in rows {
-            if r.name != r.program && !names.contains(&r.program) {
-                names.push(r.program.clone());
-            }
-            names.push(r.name);
-        }
-        names
-    }
 }
 
 /// The candidates for `word`, each with a trailing space when it is the only one.
@@ -53,13 +37,9 @@ impl Completer for ShellHelper {
         let before = &line[..pos];
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let word = &before[start..];
-        let choices: Vec<String> = if before[..start].trim().is_empty() {
-            ACTIONS.iter().map(|a| a.0.to_owned()).collect()
-        } else if before.trim_start().starts_with("help") {
-            ACTIONS.iter().map(|a| a.0.to_owned()).collect()
-        } else {
-            self.names()
-        };
+        let words = shlex::split(&before[..start])
+            .unwrap_or_else(|| before[..start].split_whitespace().map(str::to_owned).collect());
+        let choices = complete::candidates(&words, word, &mut |query| complete::ask(&self.socket, query));
         Ok((start, complete_word(word, &choices)))
     }
 }
@@ -77,8 +57,10 @@ impl Helper for ShellHelper {}
 /// # Errors
 /// The line editor cannot start (no terminal capabilities at all).
 pub fn run(settings: &Settings) -> Result<Outcome, CtlError> {
+    // As readline: Tab completes the common prefix, a second Tab lists the candidates.
+    let config = Config::builder().completion_type(CompletionType::List).build();
     let mut editor: Editor<ShellHelper, FileHistory> =
-        Editor::new().map_err(|e| CtlError::Failed(format!("cannot start the shell: {e}")))?;
+        Editor::with_config(config).map_err(|e| CtlError::Failed(format!("cannot start the shell: {e}")))?;
     editor.set_helper(Some(ShellHelper { socket: settings.socket.clone() }));
     let _ = editor.load_history(&settings.ctl.history_file);
     let prompt = format!("{}> ", settings.ctl.prompt);
@@ -102,11 +84,11 @@ pub fn run(settings: &Settings) -> Result<Outcome, CtlError> {
                         Ok(text) => crate::out!("{text}"),
                         Err(e) => eprintln!("*** {e}"),
                     },
-                    Ok(action) => {
-                        if let Err(e) = actions::execute(&settings.socket, &action) {
-                            eprintln!("*** {e}");
-                        }
-                    }
+                    Ok(action) => match actions::execute(&settings.socket, &action) {
+                        Err(e @ CtlError::NoSuchProcess(_)) => crate::outln!("{e}"),
+                        Err(e) => eprintln!("*** {e}"),
+                        Ok(_) => {}
+                    },
                     Err(e) => eprintln!("*** {e}"),
                 }
             }

@@ -30,36 +30,29 @@ pub struct Cli {
     /// hash for socket.auth.password_hash.
     #[arg(long = "hash-password")]
     pub hash_password: bool,
-    /// Write the man page and shell completions into DIR (used by `make install`).
+    /// Write the man page into DIR/man (used by `make install`).
     #[arg(long, hide = true, value_name = "DIR")]
     pub generate_docs: Option<PathBuf>,
 }
 
-/// Writes `DIR/man/NAME.SECTION` (clap_mangen) and `DIR/completions/` for bash, zsh and fish
-/// (clap_complete) for a command. Directories and files are made as [`crate::paths`] makes them
-/// (no symlink followed but trusted ones, files opened with `O_NOFOLLOW`): `make install` may run
-/// it as root.
+/// Writes `DIR/man/NAME.SECTION` ([`crate::man`]) for a command; the shell completions are
+/// files of their own, in the repository's `completions/`. Directories and files are made as
+/// [`crate::paths`] makes them (no symlink followed but trusted ones, files opened with
+/// `O_NOFOLLOW`): `make install` may run it as root.
 ///
 /// # Errors
 /// A directory or file cannot be made or written.
-pub fn generate_docs(mut cmd: clap::Command, name: &str, section: &str, dir: &std::path::Path) -> std::io::Result<()> {
-    use clap_complete::{Generator, Shell};
+pub fn generate_docs(cmd: clap::Command, name: &str, section: &str, dir: &std::path::Path) -> std::io::Result<()> {
     use nix::fcntl::OFlag;
     let new = paths::NewDirs { mode: 0o755, owner: None };
-    let open_dir = |sub: &str| paths::open_dir(&dir.join(sub), Some(&new)).map_err(std::io::Error::other);
-    let write = |d: &paths::Dir, file: &str| {
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
-        paths::open_in(d, file.as_ref(), flags, 0o644).map(std::fs::File::from).map_err(std::io::Error::other)
-    };
-    let man = open_dir("man")?;
-    let mut page = write(&man, &format!("{name}.{section}"))?;
-    clap_mangen::Man::new(cmd.clone()).section(section).render(&mut page)?;
-    let completions = open_dir("completions")?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let mut file = write(&completions, &shell.file_name(name))?;
-        clap_complete::generate(shell, &mut cmd, name, &mut file);
-    }
-    Ok(())
+    let man = paths::open_dir(&dir.join("man"), Some(&new)).map_err(std::io::Error::other)?;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+    let page = paths::open_in(&man, format!("{name}.{section}").as_ref(), flags, 0o644)
+        .map(std::fs::File::from)
+        .map_err(std::io::Error::other)?;
+    let mut page = std::io::BufWriter::new(page);
+    crate::man::render(cmd, section, &mut page)?;
+    std::io::Write::flush(&mut page)
 }
 
 /// `-t`'s report: one line per program, then the file and the count. Values are spelled as the

@@ -10,7 +10,8 @@
 //! the child needs, built before fork), `child.rs` (fork to exec, async-signal-safe only),
 //! `children.rs` (pids, reaping), `privdrop.rs` (the supervisor's identity), `setup.rs` (socket,
 //! directories, limits, the supervisor's uid), `paths.rs` (reaching a path as root without
-//! following what others can change), `sys/` (every raw call, each wrapped once in a safe function).
+//! following what others can change), `man.rs` (taskmasterd(8)), `sys/` (every raw call, each
+//! wrapped once in a safe function).
 
 pub mod child;
 pub mod children;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod daemon;
 pub mod dispatch;
 pub mod link;
+pub mod man;
 pub mod paths;
 pub mod prepare;
 pub mod privdrop;

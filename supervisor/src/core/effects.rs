@@ -175,6 +175,16 @@ pub enum Effect {
     Reply(ClientId, Reply),
     /// Write a line to the main log.
     Log(LogLevel, String),
+    /// Write a WARN line about a peer's refusal, at most one per uid per interval (the edge's
+    /// throttle), so a peer cannot flood the main log.
+    PeerLog {
+        /// The peer.
+        uid: u32,
+        /// The line.
+        text: String,
+    },
+    /// Close the connection once what it was sent is written (best effort).
+    Close(ClientId),
     /// Hand `timer` back at `at`.
     Arm(Instant, TimerId),
     /// Tell the service manager.

@@ -329,13 +329,23 @@ impl Core {
     fn on_action(&mut self, client: ClientId, peer: &Peer, action: Action, req: &Request, now: Instant, out: &mut Out) {
         let to = ReplyTo { client, id: req.id };
         let deny = |out: &mut Out, why: Refusal| {
-            out.warn(format!("refused uid {}: {why}", peer.uid));
+            out.push(Effect::PeerLog { uid: peer.uid, text: format!("refused uid {}: {why}", peer.uid) });
             out.reply(Some(to), Reply::err(0, kind::PERMISSION_DENIED, format!("permission denied: {why}")));
         };
         if peer.grants.is_nobody() {
-            return deny(out, Refusal::Nobody { uid: peer.uid });
+            // It may do nothing at all: told once, then the connection closes.
+            deny(out, Refusal::Nobody { uid: peer.uid });
+            return out.push(Effect::Close(client));
         }
         let grants = &peer.grants;
+        // A peer whose rules name some programs learns nothing of the others, not even whether
+        // they exist: a name outside its globs is refused before any name is looked up.
+        for name in req.names.iter().filter(|n| *n != "all") {
+            let program = name.split(':').next().unwrap_or(name);
+            if grants.role_for(Some(program)).is_none() {
+                return deny(out, Refusal::NoRoleFor { uid: peer.uid, target: name.clone() });
+            }
+        }
         let resolve = !req.names.is_empty() && action != Action::Update;
         let targets = if resolve { self.reg.select(&req.names) } else { Ok(Vec::new()) };
         let targets = match targets {
@@ -467,7 +477,12 @@ impl Core {
     /// `attach`: one running process; args `rows`, `cols` (the client's window).
     fn attach(&mut self, to: ReplyTo, req: &Request, targets: &[Target], out: &mut Out) {
         let [(slot, _)] = targets else {
-            return out.reply(Some(to), Reply::err(0, kind::BAD_REQUEST, "fg needs exactly one process name"));
+            // `fg ticker`: name the processes to choose from.
+            let names: Vec<&str> =
+                targets.iter().filter_map(|(s, _)| self.reg.get(*s)).map(|p| p.name.as_str()).collect();
+            let has = if names.is_empty() { "no process".to_owned() } else { names.join(", ") };
+            let msg = format!("fg needs one process: {} has {has}", req.names.join(" "));
+            return out.reply(Some(to), Reply::err(0, kind::BAD_REQUEST, msg));
         };
         let Some(p) = self.reg.get(*slot) else { return };
         if p.spawn_id.is_none() || !p.m.state.may_have_process() {

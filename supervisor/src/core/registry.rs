@@ -36,12 +36,10 @@ pub type Target = (Slot, bool);
 /// A name that selects nothing, or does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
-    /// `no such process: web2`.
-    #[error("no such process: {0}")]
+    /// `web2: ERROR (no such process)`, as supervisorctl's result line; a name that is not a
+    /// process name is answered alike.
+    #[error("{0}: ERROR (no such process)")]
     NoSuchProcess(String),
-    /// The name is not a process name.
-    #[error("{0}")]
-    BadName(String),
 }
 
 /// Every process and the programs they belong to.
@@ -142,7 +140,7 @@ impl Registry {
         let order = self.ordered();
         let mut out: Vec<Target> = Vec::new();
         for name in names {
-            let sel = Selector::parse(name).map_err(SelectError::BadName)?;
+            let sel = Selector::parse(name).map_err(|_| SelectError::NoSuchProcess(name.clone()))?;
             let mut matched = false;
             for &slot in &order {
                 let p = &self.procs[&slot];

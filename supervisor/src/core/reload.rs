@@ -204,7 +204,7 @@ impl Reloads {
                 if let Some(bad) =
                     names.iter().find(|n| *n != "all" && !programs.contains_key(*n) && !reg.programs.contains_key(*n))
                 {
-                    let msg = format!("no such program: {bad}");
+                    let msg = format!("{bad}: ERROR (no such program)");
                     answer(out, &req, Reply::err(0, kind::NO_SUCH_PROCESS, msg));
                     return self.next(jobs.shutting_down, out);
                 }

@@ -137,6 +137,7 @@ fn clone_effect(e: &Effect) -> Effect {
         Effect::Reply(c, r) => Effect::Reply(*c, r.clone()),
         Effect::Spawner(r) => Effect::Spawner(r.clone()),
         Effect::Log(l, t) => Effect::Log(*l, t.clone()),
+        Effect::PeerLog { uid, text } => Effect::PeerLog { uid: *uid, text: text.clone() },
         other => Effect::Log(LogLevel::Debug, format!("{other:?}")),
     }
 }
@@ -409,11 +410,12 @@ fn access_decisions_reach_the_core_as_refusals() {
     let web_operator =
         Peer { uid: 1002, grants: Grants::Rules(vec![(Role::Operator, vec![glob::Pattern::new("web").unwrap()])]) };
     let nobody = Peer { uid: 1003, grants: Grants::Rules(vec![]) };
-    let table: [(&Peer, Action, &[&str], Option<&str>); 7] = [
+    let table: [(&Peer, Action, &[&str], Option<&str>); 8] = [
         (&viewer, Action::Stop, &["web"], Some("permission denied: viewer may not stop web")),
         (&viewer, Action::Reload, &[], Some("permission denied: viewer may not reload")),
         (&viewer, Action::Pid, &["web"], None),
         (&web_operator, Action::Stop, &["db"], Some("permission denied: uid 1002 has no role for db")),
+        (&web_operator, Action::Stop, &["nosuch"], Some("permission denied: uid 1002 has no role for nosuch")),
         (
             &web_operator,
             Action::Shutdown,
@@ -433,7 +435,7 @@ fn access_decisions_reach_the_core_as_refusals() {
         if message.is_some_and(|m| m.starts_with("permission denied")) {
             assert_eq!(r[0].error.as_ref().unwrap().kind, kind::PERMISSION_DENIED);
             let warned = fx.iter().any(
-                |e| matches!(e, Effect::Log(LogLevel::Warn, t) if t.starts_with(&format!("refused uid {}", peer.uid))),
+                |e| matches!(e, Effect::PeerLog { uid, text } if *uid == peer.uid && text.starts_with("refused uid")),
             );
             assert!(warned, "the refusal is logged");
             assert!(spawns(&fx).is_empty() && signals(&fx).is_empty(), "nothing was done");

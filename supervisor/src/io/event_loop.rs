@@ -171,7 +171,7 @@ impl Edge {
         self.feed(Input::Boot, Instant::now());
         let mut events = Events::new();
         while self.exit_code.is_none() {
-            let next = self.timers.next().into_iter().chain(self.server.next_due()).min();
+            let next = self.timers.next().into_iter().chain(self.server.next_due(Instant::now())).min();
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             events.clear();
             if let Err(e) = self.io.w.wait(&mut events, timeout) {
@@ -374,6 +374,11 @@ impl Edge {
             }
             Effect::Reply(client, reply) => self.server.reply(io, client, &reply),
             Effect::Log(level, text) => io.log.log(level, &text),
+            Effect::PeerLog { uid, text } => self.server.peer_log(io, uid, &text, now),
+            Effect::Close(client) => {
+                self.server.flush(io, client);
+                self.server.drop_client(io, client);
+            }
             Effect::Arm(at, id) => self.timers.arm(at, id),
             Effect::Notify(n) => {
                 let req = Request::Notify {

@@ -9,10 +9,13 @@
 use crate::sys::local_time;
 use common::config::raw::LogLevel;
 use common::config::SyslogTarget;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -26,19 +29,19 @@ pub fn timestamp(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02},{ms:03}")
 }
 
-/// `path.N`.
-fn backup(path: &Path, n: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
-}
-
 /// A log file that rotates at `max_bytes` (0: never) keeping `backups` old files (0: truncate in
 /// place).
+///
+/// Its directory is opened once, at the first use, and every later open, rotation, `clear` and
+/// `tail` works relative to that directory fd with `O_NOFOLLOW|O_NONBLOCK` and a check that the
+/// file is a regular one: a program's user who can write the log directory or one above it
+/// cannot point the log at another file the supervisor may write (a symlink, a swapped
+/// directory) nor stall the loop with a FIFO.
 #[derive(Debug)]
 pub struct RotatingFile {
     /// The file.
     pub path: PathBuf,
+    dir: std::cell::OnceCell<OwnedFd>,
     file: Option<File>,
     size: u64,
     max_bytes: u64,
@@ -50,7 +53,45 @@ pub struct RotatingFile {
 impl RotatingFile {
     /// A file at `path`, opened on first write.
     pub fn new(path: PathBuf, max_bytes: u64, backups: u32) -> Self {
-        RotatingFile { path, file: None, size: 0, max_bytes, backups, failure: None }
+        RotatingFile { path, dir: std::cell::OnceCell::new(), file: None, size: 0, max_bytes, backups, failure: None }
+    }
+
+    /// The log directory's fd, opened (as configured, once) on first use.
+    fn dir(&self) -> io::Result<BorrowedFd<'_>> {
+        if self.dir.get().is_none() {
+            let parent = match self.path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let _ = self.dir.set(nix::fcntl::open(parent, flags, Mode::empty())?);
+        }
+        self.dir.get().map(|d| d.as_fd()).ok_or_else(|| io::Error::other("log directory not open"))
+    }
+
+    /// `name` (the file or one of its backups) in the log directory, opened with `flags` plus
+    /// `O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`; refused unless it is a regular file.
+    fn open_in_dir(&self, name: &OsStr, flags: OFlag) -> io::Result<File> {
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(self.dir()?, name, flags, Mode::from_bits_truncate(0o666))?;
+        let file = File::from(fd);
+        if !file.metadata()?.file_type().is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(file)
+    }
+
+    /// The file name of the log, or of its backup `n` (0: the log itself).
+    fn name(&self, n: u32) -> OsString {
+        let base = self.path.file_name().unwrap_or(self.path.as_os_str()).to_owned();
+        match n {
+            0 => base,
+            n => {
+                let mut s = base;
+                s.push(format!(".{n}"));
+                s
+            }
+        }
     }
 
     /// Appends all of `bytes`, rotating as often as the limit requires. Returns the error text the
@@ -93,9 +134,7 @@ impl RotatingFile {
 
     fn ensure_open(&mut self) -> io::Result<()> {
         if self.file.is_none() {
-            // Never through a symlink: a program's user who can write the log directory must
-            // not point its log at another file the supervisor's user may write.
-            let f = OpenOptions::new().append(true).create(true).custom_flags(libc::O_NOFOLLOW).open(&self.path)?;
+            let f = self.open_in_dir(&self.name(0), OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?;
             self.size = f.metadata()?.len();
             self.file = Some(f);
         }
@@ -111,13 +150,14 @@ impl RotatingFile {
             return Ok(());
         }
         self.file = None;
-        for n in (1..self.backups).rev() {
-            let from = backup(&self.path, n);
-            if from.exists() {
-                std::fs::rename(&from, backup(&self.path, n + 1))?;
+        for n in (0..self.backups).rev() {
+            let (from, to) = (self.name(n), self.name(n + 1));
+            let dir = self.dir()?;
+            match nix::fcntl::renameat(dir, from.as_os_str(), dir, to.as_os_str()) {
+                Err(nix::errno::Errno::ENOENT) if n > 0 => {}
+                other => other?,
             }
         }
-        std::fs::rename(&self.path, backup(&self.path, 1))?;
         self.ensure_open()
     }
 
@@ -139,18 +179,20 @@ impl RotatingFile {
     /// The file cannot be truncated.
     pub fn clear(&mut self) -> io::Result<()> {
         for n in 1..=self.backups.max(1) {
-            let _ = std::fs::remove_file(backup(&self.path, n));
+            let name = self.name(n);
+            let _ = nix::unistd::unlinkat(self.dir()?, name.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
         self.file = None;
         self.failure = None;
-        match OpenOptions::new().write(true).truncate(true).custom_flags(libc::O_NOFOLLOW).open(&self.path) {
+        match self.open_in_dir(&self.name(0), OFlag::O_WRONLY | OFlag::O_TRUNC) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    /// The last `n` bytes written, read from the file and as many backups as needed.
+    /// The last `n` bytes written, read from the file and as many backups as needed (only
+    /// those bytes are read: each file from its end).
     pub fn read_tail(&self, n: usize) -> Vec<u8> {
         let mut parts: Vec<Vec<u8>> = Vec::new();
         let mut want = n;
@@ -158,8 +200,7 @@ impl RotatingFile {
             if want == 0 {
                 break;
             }
-            let p = if k == 0 { self.path.clone() } else { backup(&self.path, k) };
-            let Ok(mut f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&p) else { break };
+            let Ok(mut f) = self.open_in_dir(&self.name(k), OFlag::O_RDONLY) else { break };
             let len = f.metadata().map(|m| m.len()).unwrap_or(0) as usize;
             let take = want.min(len);
             let mut buf = vec![0; take];
@@ -445,6 +486,33 @@ impl ChildLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `path.N`.
+    fn backup(path: &Path, n: u32) -> PathBuf {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn a_log_stays_in_its_directory_when_the_path_is_swapped_and_refuses_a_fifo() {
+        let root = tempfile::tempdir().unwrap();
+        let (logs, elsewhere) = (root.path().join("logs"), root.path().join("elsewhere"));
+        std::fs::create_dir(&logs).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        let mut f = RotatingFile::new(logs.join("app.log"), 0, 2);
+        assert!(f.write(b"one\n").is_none());
+        // A user who can write above the log directory swaps it for a link elsewhere.
+        std::fs::rename(&logs, root.path().join("logs.old")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &logs).unwrap();
+        f.reopen();
+        assert!(f.write(b"two\n").is_none());
+        assert_eq!(std::fs::read(root.path().join("logs.old/app.log")).unwrap(), b"one\ntwo\n");
+        assert!(!elsewhere.join("app.log").exists(), "the log followed the swapped path");
+        // A FIFO planted as a backup never blocks a tail.
+        nix::unistd::mkfifo(&root.path().join("logs.old/app.log.1"), Mode::from_bits_truncate(0o666)).unwrap();
+        assert_eq!(f.read_tail(100), b"one\ntwo\n");
+    }
 
     #[test]
     fn rotation_splits_at_the_limit_and_keeps_n_backups() {

@@ -7,6 +7,7 @@ use crate::core::effects::StatusRow;
 use crate::core::ids::{Slot, SpawnId};
 use crate::core::state::ProcessState;
 use crate::io::base::{pipe_key, Io};
+use crate::io::control::admission::Throttle;
 use crate::io::lastline::LastLine;
 use crate::io::logs::{ChildLog, Syslog};
 use crate::io::pty::Pty;
@@ -77,6 +78,8 @@ pub struct Outputs {
     program_syslog_target: SyslogTarget,
     program_syslog: Option<Syslog>,
     program_syslog_failed: bool,
+    /// One log line per process per interval for input it does not take.
+    input_log: Throttle,
     buf: Vec<u8>,
 }
 
@@ -91,6 +94,7 @@ impl Outputs {
             program_syslog_target: program_syslog,
             program_syslog: None,
             program_syslog_failed: false,
+            input_log: Throttle::default(),
             buf: vec![0; READ_SIZE],
         }
     }
@@ -275,10 +279,16 @@ impl Outputs {
             (None, Some(stdin)) => (&*stdin).write(bytes),
             (None, None) => Ok(bytes.len()),
         };
-        match result {
-            Ok(n) if n == bytes.len() => {}
-            Ok(n) => io.log.warn(&format!("'{}' is not reading its input: {} bytes dropped", o.name, bytes.len() - n)),
-            Err(e) => io.log.warn(&format!("'{}': input not delivered: {e}", o.name)),
+        let why = match result {
+            Ok(n) if n == bytes.len() => return,
+            Ok(n) => format!("is not reading its input: {} bytes dropped", bytes.len() - n),
+            Err(e) => format!("input not delivered: {e}"),
+        };
+        // One line per process per interval: a client typing into a program that does not read
+        // must not flood the main log.
+        if let Some(left_out) = self.input_log.allow(slot.0, std::time::Instant::now()) {
+            let more = if left_out > 0 { format!(" ({left_out} more not logged)") } else { String::new() };
+            io.log.warn(&format!("'{}' {why}{more}", o.name));
         }
     }
 

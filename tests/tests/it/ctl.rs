@@ -14,7 +14,7 @@ fn exit_codes_0_1_2_3_4() {
     assert_eq!(all.code, 3, "a selected process not RUNNING: {all:?}");
     let unknown = d.ctl(&["stop", "nosuch"]);
     assert_eq!(unknown.code, 1, "{unknown:?}");
-    assert!(unknown.stderr.contains("no such process: nosuch"), "{unknown:?}");
+    assert_eq!(unknown.stdout, "nosuch: ERROR (no such process)\n", "as supervisorctl prints it: {unknown:?}");
     let refused = d.ctl(&["stop", "down"]);
     assert_eq!((refused.code, refused.stdout.as_str()), (1, "down: ERROR (not running)\n"));
     let again = d.ctl(&["start", "up"]);
@@ -99,4 +99,91 @@ fn the_shell_completes_with_tab_runs_actions_and_keeps_history() {
     assert!(s.wait().success());
     let hist = std::fs::read_to_string(&history).unwrap_or_default();
     assert!(hist.contains("status webserver"), "history file: {hist:?}");
+}
+
+#[test]
+fn with_s_no_config_file_is_read_and_the_socket_may_be_a_unix_url() {
+    let d = Daemon::start("programs:\n  web:\n    command: sleep 1000\n    startsecs: 0\n");
+    d.wait_state("web", "RUNNING", SOON);
+    // A broken ./taskmaster.yaml and $TASKMASTER_CONFIG: -s must not read them.
+    let here = d.scratch.path("here");
+    std::fs::create_dir(&here).unwrap();
+    std::fs::write(here.join("taskmaster.yaml"), "programs: [broken\n").unwrap();
+    let ctl = |args: &[&OsStr], config_env: bool| -> tests::CtlRun {
+        let mut cmd = Command::new(bin("taskmasterctl"));
+        cmd.args(args).current_dir(&here).stdin(std::process::Stdio::null());
+        if config_env {
+            cmd.env("TASKMASTER_CONFIG", here.join("taskmaster.yaml"));
+        } else {
+            cmd.env_remove("TASKMASTER_CONFIG");
+        }
+        cmd.output().unwrap().into()
+    };
+    let broken = ctl(&[OsStr::new("status")], false);
+    assert_eq!(broken.code, 2, "the file is read without -s: {broken:?}");
+    let url = format!("unix://{}", d.socket.display());
+    for (args, env) in [
+        (vec![OsStr::new("-s"), d.socket.as_os_str(), OsStr::new("status")], false),
+        (vec![OsStr::new("-s"), OsStr::new(&url), OsStr::new("status")], false),
+        (vec![OsStr::new("--serverurl"), OsStr::new(&url), OsStr::new("status")], true),
+        (vec![OsStr::new(&format!("--serverurl={url}")), OsStr::new("status")], true),
+    ] {
+        let run = ctl(&args, env);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert!(run.stdout.starts_with("web "), "{args:?}: {run:?}");
+    }
+    let http = ctl(&[OsStr::new("-s"), OsStr::new("http://127.0.0.1:9001"), OsStr::new("status")], false);
+    assert_eq!(http.code, 2, "{http:?}");
+    assert!(http.stderr.contains("unix:///path"), "{http:?}");
+}
+
+#[test]
+fn fg_on_a_program_with_several_instances_names_them() {
+    let d = Daemon::start("programs:\n  ticker:\n    command: sleep 1000\n    numprocs: 2\n    startsecs: 0\n");
+    d.wait_state("ticker:1", "RUNNING", SOON);
+    let run = d.ctl(&["fg", "ticker"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stderr, "taskmasterctl: fg needs one process: ticker has ticker:0, ticker:1\n");
+    let run = d.ctl(&["fg", "nosuch"]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, "nosuch: ERROR (no such process)\n"), "{run:?}");
+}
+
+#[test]
+fn help_lists_every_action_with_one_line_each() {
+    let long = Command::new(bin("taskmasterctl")).arg("--help").output().unwrap();
+    let short = Command::new(bin("taskmasterctl")).arg("-h").output().unwrap();
+    let help = Command::new(bin("taskmasterctl")).arg("help").output().unwrap();
+    let (long, short, help) = (
+        String::from_utf8_lossy(&long.stdout),
+        String::from_utf8_lossy(&short.stdout),
+        String::from_utf8_lossy(&help.stdout),
+    );
+    assert!(long.ends_with(&*help) && short.ends_with(&*help), "--help ends with what help prints:\n{long}");
+    let actions: Vec<&str> = help.lines().skip(1).map(|l| l.split_whitespace().next().unwrap_or_default()).collect();
+    for a in ["status", "start", "stop", "restart", "signal", "pid", "tail", "maintail", "clear", "fg", "avail"] {
+        assert!(actions.contains(&a), "help lacks {a}: {help}");
+    }
+    assert_eq!(actions.len(), help.lines().count() - 1, "one line each: {help}");
+}
+
+#[test]
+fn tab_in_the_shell_lists_the_candidates_as_readline_does() {
+    let d = Daemon::start("programs:\n  webserver:\n    command: sleep 1000\n    startsecs: 0\n");
+    let ctl = bin("taskmasterctl");
+    // No config file with -s: the history goes to $HOME/.taskmaster_history, here the scratch's.
+    let home = format!("HOME={}", d.scratch.dir.path().display());
+    let args = [OsStr::new("env"), OsStr::new(&home), ctl.as_os_str(), OsStr::new("-s"), d.socket.as_os_str()];
+    let mut s = PtySession::spawn(&args, 24, 80);
+    s.expect("taskmaster> ");
+    // Two matches: the first Tab completes what they share, the second lists them; the line
+    // is then drawn again as it was.
+    let m = s.mark();
+    s.send(b"sta\t\t");
+    s.expect_after(m, "status");
+    s.expect_after(m, "start");
+    s.expect_after(m, "taskmaster> sta");
+    s.send(b"tus\r");
+    s.expect("RUNNING");
+    s.send(b"quit\r");
+    assert!(s.wait().success());
 }

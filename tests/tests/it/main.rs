@@ -3,8 +3,10 @@
 
 mod access;
 mod child_env;
+mod completion;
 mod config;
 mod ctl;
+mod docs;
 mod fg;
 mod install;
 mod lifecycle;

@@ -5,8 +5,7 @@
 use crate::SOON;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 use tests::{bin, children_of, require_root, wait_until, Daemon, Scratch};
 
 fn chmod(path: &Path, mode: u32) {
@@ -20,31 +19,9 @@ fn check(path: &Path) -> (i32, String) {
 }
 
 /// Starts `taskmasterd -n -c path` and expects it to exit by itself: its exit code and stderr.
-/// One that keeps running is killed and fails the test.
-fn start_expecting_exit(s: &Scratch, path: &Path) -> (i32, String) {
-    let err = s.path("start.err");
-    let mut child = Command::new(bin("taskmasterd"))
-        .arg("-n")
-        .arg("-c")
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("spawn taskmasterd");
-    let deadline = Instant::now() + SOON;
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("taskmasterd started on a config it should refuse: {}", std::fs::read_to_string(&err).unwrap());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    (code, std::fs::read_to_string(&err).unwrap())
+/// One that keeps running is stopped and fails the test.
+fn start_expecting_exit(path: &Path) -> (i32, String) {
+    tests::run_daemon_to_exit(&["-n".as_ref(), "-c".as_ref(), path.as_os_str()])
 }
 
 fn minimal_config(s: &Scratch, rest: &str) -> String {
@@ -69,7 +46,7 @@ fn a_world_writable_config_is_refused_as_root() {
     );
     let (code, err) = check(&path);
     assert_eq!((code, err.trim()), (2, want.as_str()));
-    let (code, err) = start_expecting_exit(&s, &path);
+    let (code, err) = start_expecting_exit(&path);
     assert_eq!((code, err.trim()), (2, want.as_str()));
     // Owned by another user, even read-only, it is refused too.
     chmod(&path, 0o644);
@@ -103,7 +80,7 @@ fn a_world_writable_include_with_a_root_program_starts_nothing() {
     );
     let (code, err) = check(&path);
     assert_eq!((code, err.trim()), (2, want.as_str()));
-    let (code, err) = start_expecting_exit(&s, &path);
+    let (code, err) = start_expecting_exit(&path);
     assert_eq!((code, err.trim()), (2, want.as_str()));
     assert!(!marker.exists(), "a program of the refused include ran");
 

@@ -14,11 +14,17 @@
 //!   [`UNAUTHENTICATED_DEADLINE`];
 //! - unsent output: at most `MAX_PENDING` bytes a client (8 MiB, `control.rs`) and
 //!   [`OUTPUT_BUDGET`] for all clients together; received, unparsed input: [`INPUT_BUDGET`] for all
-//!   clients together. A client that would pass a budget is dropped (an attached one first stops
-//!   getting output, as a lagging terminal does);
+//!   clients together, of which at most [`OUTPUT_PER_UID`] for one non-admin uid. Past the
+//!   global budget the client holding the most is dropped, past a uid's share that uid's client;
+//!   received, unparsed input: [`INPUT_BUDGET`] for all clients together, past which the client
+//!   holding the most is dropped;
 //! - failed authentications: three close a connection, and each failure of a uid doubles the
 //!   wait before its answer (1 s, 2 s, 4 s … at most [`MAX_AUTH_DELAY`]), forgotten after
-//!   [`AUTH_MEMORY`] without failure. A correct password is never delayed.
+//!   [`AUTH_MEMORY`] without failure. A uid has one password check running at a time, and none
+//!   before its wait is over, so parallel connections guess no faster than one. A correct
+//!   password is delayed only by its own uid's recent failures, never by another uid's;
+//! - main log lines a peer causes (refusals, dropped clients, undelivered input): one per uid
+//!   (or process) per [`LOG_INTERVAL`], with a count of those left out.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -34,8 +40,14 @@ pub const PARTIAL_LINE_DEADLINE: Duration = Duration::from_secs(10);
 pub const UNAUTHENTICATED_DEADLINE: Duration = Duration::from_secs(30);
 /// Bytes of unsent output held for all clients together (64 MiB).
 pub const OUTPUT_BUDGET: usize = 64 << 20;
+/// Bytes of unsent output held for one non-admin uid's clients together (16 MiB): a viewer's
+/// followers that never read cannot take the budget root's clients need.
+pub const OUTPUT_PER_UID: usize = 16 << 20;
 /// Bytes of received, not yet parsed input held for all clients together (32 MiB).
 pub const INPUT_BUDGET: usize = 32 << 20;
+/// At most one WARN line a peer (or a process) can cause per this interval (10 s); the lines
+/// left out meanwhile are counted in the next one.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Failed authentications on one connection before it is closed (DESIGN §6).
 pub const MAX_AUTH_FAILURES: u32 = 3;
 /// The wait before answering a uid's first failed authentication (1 s); it doubles with each
@@ -184,6 +196,47 @@ impl AuthFailures {
     pub fn succeed(&mut self, uid: u32) {
         self.by_uid.remove(&uid);
     }
+
+    /// When `uid` may have its next password checked: its last failure plus the wait that
+    /// failure was given (now when it has none remembered).
+    pub fn ready_at(&self, uid: u32, now: Instant) -> Instant {
+        match self.by_uid.get(&uid) {
+            Some((n, last)) if now.saturating_duration_since(*last) < AUTH_MEMORY => {
+                *last + AUTH_FAILURE_DELAY.saturating_mul(1 << (n - 1).min(16)).min(MAX_AUTH_DELAY)
+            }
+            _ => now,
+        }
+    }
+}
+
+/// One log line per key (a uid, a process) per [`LOG_INTERVAL`].
+#[derive(Debug, Default)]
+pub struct Throttle {
+    by_key: HashMap<u64, (Instant, u64)>,
+}
+
+impl Throttle {
+    /// Whether a line about `key` may be written now: `Some(n)` with the number of lines left
+    /// out since the last one, or `None` to leave this one out (it is counted).
+    pub fn allow(&mut self, key: u64, now: Instant) -> Option<u64> {
+        if self.by_key.len() > 4096 {
+            self.by_key.retain(|_, (at, _)| now.saturating_duration_since(*at) < LOG_INTERVAL);
+        }
+        match self.by_key.get_mut(&key) {
+            Some((at, skipped)) if now.saturating_duration_since(*at) < LOG_INTERVAL => {
+                *skipped += 1;
+                None
+            }
+            Some((at, skipped)) => {
+                *at = now;
+                Some(std::mem::take(skipped))
+            }
+            None => {
+                self.by_key.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +280,30 @@ mod tests {
         }
         a.admit(1000, false).unwrap();
         assert!(a.first_refusal(1000), "a new episode after it went under its cap");
+    }
+
+    #[test]
+    fn a_peer_gets_one_log_line_per_interval_and_the_rest_are_counted() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(t.allow(7, t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(t.allow(7, t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(t.allow(8, t0), Some(0), "another key has its own interval");
+        assert_eq!(t.allow(7, t0 + LOG_INTERVAL), Some(5));
+    }
+
+    #[test]
+    fn a_uid_that_failed_waits_before_its_next_check() {
+        let mut f = AuthFailures::default();
+        let t = Instant::now();
+        assert_eq!(f.ready_at(7, t), t);
+        f.fail(7, t);
+        assert_eq!(f.ready_at(7, t), t + Duration::from_secs(1));
+        f.fail(7, t);
+        assert_eq!(f.ready_at(7, t), t + Duration::from_secs(2));
+        assert_eq!(f.ready_at(8, t), t, "other uids are not delayed");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::access::grants_for;
 use crate::core::effects::{Peer, TailSource};
 use crate::core::ids::{ClientId, Slot};
 use crate::io::base::{client_key, Io, KEY_AUTH, KEY_LISTENER};
-use crate::io::control::admission::{self, Admission, AuthFailures, Refused};
-use crate::io::control::auth::{AuthWorker, Check, Verdict};
+use crate::io::control::admission::{self, Admission, AuthFailures, Refused, Throttle};
+use crate::io::control::auth::{AuthWorker, Check, Gate, Verdict};
 use crate::io::control::session::{Deadline, Follower, Session};
 use crate::io::pty::LAG_BYTES;
 use crate::sys::Source;
@@ -73,8 +73,15 @@ pub struct Server {
     /// close the connection after).
     delayed: Vec<(Instant, ClientId, Reply, bool)>,
     deadlines: BinaryHeap<Reverse<(Instant, ClientId, Deadline)>>,
-    /// Unsent output bytes of all clients together.
+    /// Unsent output bytes of all clients together, and by uid.
     out_total: usize,
+    out_by_uid: HashMap<u32, usize>,
+    /// Received, unparsed input bytes of all clients together.
+    in_total: usize,
+    /// Password checks waiting for their uid's turn.
+    auth_gate: Gate,
+    /// One log line per peer uid per interval.
+    peer_log: Throttle,
     /// Accepting is paused (out of fds) until then.
     accept_resume: Option<Instant>,
     /// An accept failed and the failure was logged; cleared by the next accept that works.
@@ -99,6 +106,10 @@ impl Server {
             delayed: Vec::new(),
             deadlines: BinaryHeap::new(),
             out_total: 0,
+            out_by_uid: HashMap::new(),
+            in_total: 0,
+            auth_gate: Gate::default(),
+            peer_log: Throttle::default(),
             accept_resume: None,
             accept_trouble: false,
             followers: Vec::new(),
@@ -111,10 +122,12 @@ impl Server {
         &self.socket.path
     }
 
-    /// The next instant something is due (a deadline, a delayed answer, accepting again).
-    pub fn next_due(&self) -> Option<Instant> {
+    /// The next instant something is due (a deadline, a delayed answer, a held password
+    /// check, accepting again).
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
         let deadline = self.deadlines.peek().map(|Reverse((at, _, _))| *at);
-        deadline.into_iter().chain(self.delayed.iter().map(|d| d.0)).chain(self.accept_resume).min()
+        let check = self.auth_gate.next(|uid| self.auth_failures.ready_at(uid, now));
+        deadline.into_iter().chain(self.delayed.iter().map(|d| d.0)).chain(check).chain(self.accept_resume).min()
     }
 
     /// Does what is due at `now`: delayed answers, deadlines, accepting again.
@@ -123,6 +136,7 @@ impl Server {
             self.send_delayed(io, now);
         }
         self.fire_deadlines(io, now);
+        self.release_checks(io, now);
         if self.accept_resume.is_some_and(|at| at <= now) {
             self.accept_resume = None;
             let _ = io.w.interest(KEY_LISTENER, true, false);
@@ -233,7 +247,15 @@ impl Server {
         self.followers.retain(|f| f.client != id);
         if let Some(c) = self.sessions.remove(&id) {
             self.out_total -= c.outbuf.len();
+            if let Some(u) = self.out_by_uid.get_mut(&c.uid) {
+                *u -= c.outbuf.len();
+                if *u == 0 {
+                    self.out_by_uid.remove(&c.uid);
+                }
+            }
+            self.in_total -= c.in_counted;
             self.admission.release(c.uid);
+            self.auth_gate.forget_client(id.0);
         }
         drop(io.w.remove(client_key(id)));
     }
@@ -254,18 +276,41 @@ impl Server {
         match n {
             Ok(0) => return self.drop_client(io, id),
             Ok(n) => {
+                // Past the budget for all clients' unparsed input, the one holding the most goes.
+                while self.in_total + n > admission::INPUT_BUDGET {
+                    let Some(biggest) = self.sessions.iter().max_by_key(|(_, c)| c.inbuf.len()).map(|(k, _)| *k) else {
+                        break;
+                    };
+                    self.drop_unread(io, biggest, now);
+                    if biggest == id {
+                        return;
+                    }
+                }
                 let Some(c) = self.sessions.get_mut(&id) else { return };
                 c.inbuf.extend_from_slice(&chunk[..n]);
             }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return,
             Err(_) => return self.drop_client(io, id),
         }
+        self.account_input(id);
         self.process_input(io, id, now);
+    }
+
+    /// Brings the input total up to date with `id`'s buffer.
+    fn account_input(&mut self, id: ClientId) {
+        let Some(c) = self.sessions.get_mut(&id) else { return };
+        self.in_total = self.in_total - c.in_counted + c.inbuf.len();
+        c.in_counted = c.inbuf.len();
     }
 
     /// Parses and handles the complete lines a client sent (or its frames, once attached),
     /// unless a password check of it is pending; an incomplete line starts its deadline.
     pub fn process_input(&mut self, io: &mut Io, id: ClientId, now: Instant) {
+        self.process_lines(io, id, now);
+        self.account_input(id);
+    }
+
+    fn process_lines(&mut self, io: &mut Io, id: ClientId, now: Instant) {
         loop {
             let Some(c) = self.sessions.get_mut(&id) else { return };
             if c.auth_pending {
@@ -275,7 +320,9 @@ impl Server {
                 c.partial_since = None;
                 return self.on_attached_input(io, id);
             }
-            let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
+            let from = c.scanned.min(c.inbuf.len());
+            let Some(pos) = c.inbuf[from..].iter().position(|b| *b == b'\n').map(|p| from + p) else {
+                c.scanned = c.inbuf.len();
                 if c.inbuf.len() > MAX_LINE {
                     self.reply(io, id, &Reply::err(0, kind::BAD_REQUEST, "request line longer than 1 MiB"));
                     self.drop_client(io, id);
@@ -288,13 +335,14 @@ impl Server {
                 return;
             };
             c.partial_since = None;
+            c.scanned = 0;
             let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
             let line = &line[..line.len() - 1];
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match serde_json::from_slice::<Request>(line) {
-                Ok(req) => self.request(io, id, req),
+                Ok(req) => self.request(io, id, req, now),
                 Err(e) => self.reply(io, id, &Reply::err(0, kind::BAD_REQUEST, format!("malformed request: {e}"))),
             }
             // The core answers a request before the next line is read, so answers keep the
@@ -308,7 +356,7 @@ impl Server {
 
     /// A request line: `auth` is answered here; the others go to the core once the peer has
     /// authenticated.
-    fn request(&mut self, io: &mut Io, client: ClientId, req: Request) {
+    fn request(&mut self, io: &mut Io, client: ClientId, req: Request, now: Instant) {
         let id = req.id;
         let Some(action) = req.action() else {
             let msg = format!("unknown action '{}'", req.action.escape_debug());
@@ -318,7 +366,7 @@ impl Server {
         // Nothing about the programs, not even whether a name exists, before the peer has
         // authenticated and been given a role.
         if action == Action::Auth {
-            return self.authenticate(io, client, &req);
+            return self.authenticate(io, client, &req, now);
         }
         let Some(c) = self.sessions.get(&client) else { return };
         if !c.authenticated {
@@ -343,14 +391,55 @@ impl Server {
     /// passes [`MAX_PENDING`], or that would take the clients' unsent output together past
     /// [`admission::OUTPUT_BUDGET`].
     pub fn send_bytes(&mut self, io: &mut Io, id: ClientId, bytes: &[u8]) {
-        let Some(c) = self.sessions.get_mut(&id) else { return };
-        if c.outbuf.len() + bytes.len() > MAX_PENDING || self.out_total + bytes.len() > admission::OUTPUT_BUDGET {
-            io.log.warn(&format!("dropping control client {id}: it does not read its replies"));
-            return self.drop_client(io, id);
+        let Some(c) = self.sessions.get(&id) else { return };
+        let uid = c.uid;
+        let uid_total = self.out_by_uid.get(&uid).copied().unwrap_or(0);
+        let capped = !self.admins.contains(&uid) && uid != 0;
+        if c.outbuf.len() + bytes.len() > MAX_PENDING || (capped && uid_total + bytes.len() > admission::OUTPUT_PER_UID)
+        {
+            return self.drop_unread(io, id, Instant::now());
         }
+        // Past the global budget, the client holding the most goes first (whoever writes).
+        while self.out_total + bytes.len() > admission::OUTPUT_BUDGET {
+            let Some(biggest) = self.sessions.iter().max_by_key(|(_, c)| c.outbuf.len()).map(|(k, _)| *k) else {
+                break;
+            };
+            self.drop_unread(io, biggest, Instant::now());
+            if biggest == id {
+                return;
+            }
+        }
+        let Some(c) = self.sessions.get_mut(&id) else { return };
         c.outbuf.extend(bytes);
         self.out_total += bytes.len();
+        *self.out_by_uid.entry(uid).or_default() += bytes.len();
         self.flush(io, id);
+    }
+
+    /// Drops a client that does not read what it asked for; logged once per uid per interval.
+    fn drop_unread(&mut self, io: &mut Io, id: ClientId, now: Instant) {
+        let (uid, held) = self.sessions.get(&id).map_or((0, 0), |c| (c.uid, c.outbuf.len()));
+        if let Some(left_out) = self.peer_log.allow(u64::from(uid), now) {
+            let more =
+                if left_out > 0 { format!(" ({left_out} more lines of this uid not logged)") } else { String::new() };
+            io.log.warn(&format!(
+                "dropping control client {id} of uid {uid}: it does not read its replies ({held} bytes unsent){more}"
+            ));
+        }
+        self.drop_client(io, id);
+    }
+
+    /// Logs a refusal of a peer's request: one WARN line per uid per `admission::LOG_INTERVAL`,
+    /// so a peer cannot flood the main log with refusals.
+    pub fn peer_log(&mut self, io: &mut Io, uid: u32, text: &str, now: Instant) {
+        if let Some(left_out) = self.peer_log.allow(u64::from(uid), now) {
+            let more = if left_out > 0 {
+                format!(" ({left_out} more refusals of this uid not logged)")
+            } else {
+                String::new()
+            };
+            io.log.warn(&format!("{text}{more}"));
+        }
     }
 
     /// Writes what the client's socket takes.
@@ -363,6 +452,9 @@ impl Server {
                 Ok(n) => {
                     c.outbuf.drain(..n);
                     self.out_total -= n;
+                    if let Some(u) = self.out_by_uid.get_mut(&c.uid) {
+                        *u -= n;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -517,21 +609,37 @@ impl Server {
 
     // ---- authentication ----
 
-    /// `auth` (socket.auth): hands the username check's result and the password to the worker
-    /// thread (`auth.rs`), which runs argon2 off the loop; nothing more is read from the
-    /// connection until the answer. A full queue is answered `unavailable` at once.
-    fn authenticate(&mut self, io: &mut Io, client: ClientId, req: &Request) {
+    /// `auth` (socket.auth): the username is compared here and the password checked by argon2
+    /// on the worker thread (`auth.rs`), never on the loop. The check runs when its uid's turn
+    /// comes (`auth::Gate`: one at a time, none before the uid's wait after a failure is over);
+    /// nothing more is read from the connection until it is answered. A full worker queue is
+    /// answered `unavailable` at once.
+    fn authenticate(&mut self, io: &mut Io, client: ClientId, req: &Request, now: Instant) {
         let Some(auth) = self.socket.auth.clone() else {
             return self.reply(io, client, &Reply::ok(req.id, json!({ "authenticated": true })));
         };
+        let Some(c) = self.sessions.get_mut(&client) else { return };
         let arg = |k: &str| req.args.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+        // Logged at a failure: printable and short, so a peer cannot forge log lines.
+        c.auth_user = arg("username").chars().take(64).map(|ch| if ch.is_control() { '?' } else { ch }).collect();
         let check = Check {
             client: client.0,
+            uid: c.uid,
             id: req.id,
             user_ok: arg("username") == auth.username,
             password: arg("password"),
             hash: auth.password_hash,
         };
+        self.set_auth_pending(io, client, true);
+        let ready = self.auth_failures.ready_at(check.uid, now) <= now;
+        if let Some(check) = self.auth_gate.offer(check, ready) {
+            self.run_check(io, check);
+        }
+    }
+
+    /// Hands a check the gate let through to the worker (started on first use).
+    fn run_check(&mut self, io: &mut Io, check: Check) {
+        let (client, id, uid) = (ClientId(check.client), check.id, check.uid);
         if self.auth_worker.is_none() {
             match AuthWorker::start() {
                 Ok((worker, wake)) => {
@@ -540,24 +648,27 @@ impl Server {
                     }
                     self.auth_worker = Some(worker);
                 }
-                Err(e) => {
-                    io.log.error(&format!("cannot start the password worker: {e}"));
-                    let reply = Reply::err(req.id, kind::UNAVAILABLE, "passwords cannot be checked now");
-                    return self.reply(io, client, &reply);
-                }
+                Err(e) => io.log.error(&format!("cannot start the password worker: {e}")),
             }
         }
-        let Some(worker) = &self.auth_worker else { return };
-        // Logged at a failure: printable and short, so a peer cannot forge log lines.
-        let given: String = arg("username").chars().take(64).map(|ch| if ch.is_control() { '?' } else { ch }).collect();
-        if worker.submit(check).is_err() {
-            let reply = Reply::err(req.id, kind::UNAVAILABLE, "too many password checks waiting; try again");
-            return self.reply(io, client, &reply);
+        let queued = self.auth_worker.as_ref().is_some_and(|w| w.submit(check).is_ok());
+        if !queued {
+            self.auth_gate.done(uid);
+            self.set_auth_pending(io, client, false);
+            let reply = Reply::err(id, kind::UNAVAILABLE, "passwords cannot be checked now; try again");
+            self.reply(io, client, &reply);
         }
-        if let Some(c) = self.sessions.get_mut(&client) {
-            c.auth_user = given;
+    }
+
+    /// Runs the held password checks whose turn has come.
+    fn release_checks(&mut self, io: &mut Io, now: Instant) {
+        if self.auth_gate.is_empty() {
+            return;
         }
-        self.set_auth_pending(io, client, true);
+        let failures = &self.auth_failures;
+        for check in self.auth_gate.release(now, |uid| failures.ready_at(uid, now)) {
+            self.run_check(io, check);
+        }
     }
 
     /// Stops or resumes reading a client while its password is checked.
@@ -576,7 +687,8 @@ impl Server {
             crate::io::control::auth::drain_wakeups(w);
         }
         let verdicts = self.auth_worker.as_ref().map(AuthWorker::verdicts).unwrap_or_default();
-        for Verdict { client, id, ok } in verdicts {
+        for Verdict { client, uid, id, ok } in verdicts {
+            self.auth_gate.done(uid);
             let client = ClientId(client);
             let Some(c) = self.sessions.get_mut(&client) else { continue };
             let uid = c.uid;
@@ -598,6 +710,7 @@ impl Server {
             let reply = Reply::err(id, kind::PERMISSION_DENIED, "authentication failed");
             self.delayed.push((now + wait, client, reply, failures >= admission::MAX_AUTH_FAILURES));
         }
+        self.release_checks(io, now);
     }
 
     /// Sends the delayed answers to failed authentications that are due, closing a connection

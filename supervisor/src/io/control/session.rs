@@ -32,6 +32,10 @@ pub struct Session {
     pub auth_pending: bool,
     /// When the incomplete line now in `inbuf` was begun.
     pub partial_since: Option<Instant>,
+    /// How much of `inbuf` is known to hold no newline (each byte is scanned once).
+    pub scanned: usize,
+    /// The bytes of `inbuf` counted in the server's input total.
+    pub in_counted: usize,
     /// The username of the pending password check, as given (printable, at most 64 chars).
     pub auth_user: String,
 }
@@ -50,6 +54,8 @@ impl Session {
             failures: 0,
             auth_pending: false,
             partial_since: None,
+            scanned: 0,
+            in_counted: 0,
             auth_user: String::new(),
         }
     }
