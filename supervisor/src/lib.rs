@@ -4,21 +4,21 @@
 //! config and each child's fds from the spawner over the link, and asks it for spawns and
 //! signals.
 //!
-//! `state.rs` decides (pure), `event_loop.rs` moves bytes and events, `logs.rs` writes,
-//! `control.rs` serves taskmasterctl, `registry.rs` holds the processes, `confine.rs` bounds
-//! what a compromised supervisor could do, `sys.rs` is mechanism.
+//! Two halves (issue 13, STYLE §2.6b): `core/` decides and does nothing: `Core::handle(input,
+//! now) -> effects`, with the state machine (`core/state.rs`), the registry, the jobs and the
+//! re-read queue, no clock, no fd and no output byte; `Core::restore` rebuilds it from the
+//! spawner's inventory. `io/` does and decides nothing: it owns every fd (poll loop, spawner
+//! link, control server and sessions, attach relays, log writers, confinement at start) and
+//! translates between fds and the core's inputs and effects. `access.rs` (roles, shared by
+//! both) and `sys.rs` (mechanism, the crate's only unsafe code) are leaves. The modules import
+//! one another in one direction only: `io` → `core` → `access`, `sys`.
+//!
+//! What it trusts: the spawner (its parent) for the config and the children's fds; nothing
+//! from a control client but what its peer credentials and `socket.access` grant.
 
 pub mod access;
-pub mod admission;
-pub mod attach;
-pub mod auth;
-pub mod confine;
-pub mod control;
-pub mod event_loop;
-pub mod logs;
-pub mod registry;
-pub mod reload;
-pub mod state;
+pub mod core;
+pub mod io;
 
 #[allow(unsafe_code)] // the crate's one exception; each call has its SAFETY note.
 pub mod sys;
@@ -30,12 +30,12 @@ use std::process::ExitCode;
 /// the supervisor could not be confined.
 pub fn run_role(link_fd: i32, listen_fd: i32) -> ExitCode {
     // Before anything else: until this, a process of our uid could trace us.
-    if let Err(e) = confine::make_non_dumpable() {
+    if let Err(e) = io::confine::make_non_dumpable() {
         eprintln!("taskmasterd[supervisor]: {e}");
         return ExitCode::from(1);
     }
-    match event_loop::start(link_fd, listen_fd) {
-        Ok(sup) => ExitCode::from(sup.run()),
+    match io::event_loop::start(link_fd, listen_fd) {
+        Ok(edge) => ExitCode::from(edge.run()),
         Err(e) => {
             eprintln!("taskmasterd[supervisor]: {e}");
             ExitCode::from(1)

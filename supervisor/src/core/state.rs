@@ -4,6 +4,7 @@
 
 use common::config::{AutoRestart, Program};
 use common::proto::spawn::{ExitStatus, SignalPurpose};
+use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 
 /// supervisord's states, as supervisorctl prints them.
@@ -69,7 +70,7 @@ pub enum Event {
     /// The spawner forked and exec'd it.
     Spawned {
         /// Its pid.
-        pid: i32,
+        pid: Pid,
     },
     /// The spawner could not start it; the text names the step and errno.
     SpawnFailed(String),
@@ -85,7 +86,7 @@ pub enum Action {
     /// Ask the spawner for a new instance.
     Spawn,
     /// Ask the spawner to signal the live process.
-    Signal(i32, SignalPurpose),
+    Signal(nix::sys::signal::Signal, SignalPurpose),
     /// Fire `Timer(kind)` at this instant (a state change cancels earlier timers).
     Arm(TimerKind, Instant),
     /// Write a line to the main log.
@@ -96,7 +97,7 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Note {
     /// `spawned: 'web' with pid 4242`.
-    Spawned(i32),
+    Spawned(Pid),
     /// `spawnerr: …`.
     SpawnErr(String),
     /// `success: 'web' entered RUNNING state, process has stayed up for > than N seconds (startsecs)`.
@@ -106,7 +107,7 @@ pub enum Note {
     /// `gave up: 'web' entered FATAL state, too many start retries too quickly`.
     GaveUp,
     /// `killing 'web' (4242) with SIGKILL`.
-    Killing(i32),
+    Killing(Pid),
     /// `stopped: 'web' (terminated by SIGTERM)`.
     Stopped(ExitStatus),
 }
@@ -138,7 +139,7 @@ pub struct Machine {
     /// Failed starts in a row (supervisord's `backoff`); reset on RUNNING and on a user start.
     pub backoff: u32,
     /// The live process, once spawned.
-    pub pid: Option<i32>,
+    pub pid: Option<Pid>,
     /// When the live process was spawned.
     pub started_at: Option<Instant>,
     /// How the last process ended.
@@ -164,6 +165,11 @@ impl Default for Machine {
             epoch: 0,
         }
     }
+}
+
+/// The program's `stopsignal` (validated by the config, so SIGTERM only if it were not a signal).
+fn stop_signal(p: &Program) -> nix::sys::signal::Signal {
+    nix::sys::signal::Signal::try_from(p.stopsignal).unwrap_or(nix::sys::signal::Signal::SIGTERM)
 }
 
 /// Whether an exit status is one of `exitcodes` (a signal never is).
@@ -210,7 +216,7 @@ pub fn step(
     let begin_stop = |n: &mut Machine, acts: &mut Vec<Action>| {
         n.state = Stopping;
         if n.pid.is_some() {
-            acts.push(Signal(p.stopsignal, SignalPurpose::Stop));
+            acts.push(Signal(stop_signal(p), SignalPurpose::Stop));
             acts.push(Arm(TimerKind::StopKill, now + secs(p.stopwaitsecs)));
         }
     };
@@ -247,7 +253,7 @@ pub fn step(
         (Stopped | Running | Backoff | Exited | Fatal | Unknown, Event::Spawned { pid }) => {
             // Not asked for in this state: do not let it run unsupervised.
             n.pid = Some(pid);
-            acts.push(Signal(nix::sys::signal::Signal::SIGKILL as i32, SignalPurpose::Kill));
+            acts.push(Signal(nix::sys::signal::Signal::SIGKILL, SignalPurpose::Kill));
         }
 
         (Starting, Event::SpawnFailed(err)) => {
@@ -308,7 +314,7 @@ pub fn step(
         (Stopping, Event::Timer(TimerKind::StopKill)) => {
             if let Some(pid) = n.pid {
                 acts.push(Log(Note::Killing(pid)));
-                acts.push(Signal(nix::sys::signal::Signal::SIGKILL as i32, SignalPurpose::Kill));
+                acts.push(Signal(nix::sys::signal::Signal::SIGKILL, SignalPurpose::Kill));
             }
         }
         (Stopped | Starting | Running | Backoff | Stopping | Exited | Fatal | Unknown, Event::Timer(_)) => {}
@@ -341,8 +347,11 @@ mod tests {
         let t = Instant::now();
         let (m, a) = run(&Machine::default(), &p, Event::Start, t);
         assert_eq!((m.state, a), (Starting, vec![Action::Spawn]));
-        let (m, a) = run(&m, &p, Event::Spawned { pid: 42 }, t);
-        assert_eq!(a, vec![Action::Log(Note::Spawned(42)), Action::Arm(TimerKind::StartSecs, t + secs(2))]);
+        let (m, a) = run(&m, &p, Event::Spawned { pid: Pid::from_raw(42) }, t);
+        assert_eq!(
+            a,
+            vec![Action::Log(Note::Spawned(Pid::from_raw(42))), Action::Arm(TimerKind::StartSecs, t + secs(2))]
+        );
         let (m, a) = run(&m, &p, Event::Timer(TimerKind::StartSecs), t + secs(2));
         assert_eq!((m.state, a), (Running, vec![Action::Log(Note::Success(2))]));
     }
@@ -351,7 +360,7 @@ mod tests {
     fn startsecs_zero_is_running_at_once() {
         let p = program("    startsecs: 0\n");
         let (m, _) = run(&Machine::default(), &p, Event::Start, Instant::now());
-        let (m, _) = run(&m, &p, Event::Spawned { pid: 1 }, Instant::now());
+        let (m, _) = run(&m, &p, Event::Spawned { pid: Pid::from_raw(1) }, Instant::now());
         assert_eq!(m.state, Running);
     }
 
@@ -362,7 +371,7 @@ mod tests {
         let mut m = run(&Machine::default(), &p, Event::Start, t).0;
         let mut spawns = 1;
         for delay in 1..=3 {
-            m = run(&m, &p, Event::Spawned { pid: 7 }, t).0;
+            m = run(&m, &p, Event::Spawned { pid: Pid::from_raw(7) }, t).0;
             let (n, a) = run(&m, &p, Event::Exited(ExitStatus::Code(1)), t);
             assert_eq!(n.state, Backoff);
             assert!(a.contains(&Action::Arm(TimerKind::Retry, t + secs(delay))), "{a:?}");
@@ -371,7 +380,7 @@ mod tests {
             spawns += 1;
             m = n;
         }
-        m = run(&m, &p, Event::Spawned { pid: 7 }, t).0;
+        m = run(&m, &p, Event::Spawned { pid: Pid::from_raw(7) }, t).0;
         let (m, a) = run(&m, &p, Event::Exited(ExitStatus::Code(1)), t);
         assert_eq!(m.state, Fatal);
         assert!(a.contains(&Action::Log(Note::GaveUp)));
@@ -390,7 +399,7 @@ mod tests {
     fn running(p: &Program) -> Machine {
         let t = Instant::now();
         let m = run(&Machine::default(), p, Event::Start, t).0;
-        let m = run(&m, p, Event::Spawned { pid: 9 }, t).0;
+        let m = run(&m, p, Event::Spawned { pid: Pid::from_raw(9) }, t).0;
         run(&m, p, Event::Timer(TimerKind::StartSecs), t).0
     }
 
@@ -433,9 +442,21 @@ mod tests {
         let t = Instant::now();
         let (m, a) = run(&running(&p), &p, Event::Stop, t);
         assert_eq!(m.state, Stopping);
-        assert_eq!(a, vec![Action::Signal(10, SignalPurpose::Stop), Action::Arm(TimerKind::StopKill, t + secs(5))]);
+        assert_eq!(
+            a,
+            vec![
+                Action::Signal(nix::sys::signal::Signal::SIGUSR1, SignalPurpose::Stop),
+                Action::Arm(TimerKind::StopKill, t + secs(5))
+            ]
+        );
         let (m, a) = run(&m, &p, Event::Timer(TimerKind::StopKill), t + secs(5));
-        assert_eq!(a, vec![Action::Log(Note::Killing(9)), Action::Signal(9, SignalPurpose::Kill)]);
+        assert_eq!(
+            a,
+            vec![
+                Action::Log(Note::Killing(Pid::from_raw(9))),
+                Action::Signal(nix::sys::signal::Signal::SIGKILL, SignalPurpose::Kill)
+            ]
+        );
         let (m, a) = run(&m, &p, Event::Exited(ExitStatus::Signal(9)), t);
         assert_eq!((m.state, a), (Stopped, vec![Action::Log(Note::Stopped(ExitStatus::Signal(9)))]));
     }
@@ -456,9 +477,9 @@ mod tests {
         let m = run(&Machine::default(), &p, Event::Start, t).0;
         let (m, a) = run(&m, &p, Event::Stop, t);
         assert_eq!((m.state, a), (Stopping, vec![]));
-        let (m, a) = run(&m, &p, Event::Spawned { pid: 5 }, t);
+        let (m, a) = run(&m, &p, Event::Spawned { pid: Pid::from_raw(5) }, t);
         assert_eq!(m.state, Stopping);
-        assert!(a.contains(&Action::Signal(15, SignalPurpose::Stop)));
+        assert!(a.contains(&Action::Signal(nix::sys::signal::Signal::SIGTERM, SignalPurpose::Stop)));
     }
 
     #[test]
@@ -467,7 +488,7 @@ mod tests {
         let m = Machine::default();
         let (n, _) = run(&m, &p, Event::Start, Instant::now());
         assert_eq!(n.epoch, m.epoch + 1);
-        let (o, _) = run(&n, &p, Event::Spawned { pid: 1 }, Instant::now());
+        let (o, _) = run(&n, &p, Event::Spawned { pid: Pid::from_raw(1) }, Instant::now());
         assert_eq!(o.epoch, n.epoch);
     }
 }

@@ -529,7 +529,7 @@ mod tests {
     fn after_confinement_a_worker_thread_hashes_and_answers_over_a_channel() {
         if std::env::var_os(CHILD).is_none() {
             let out =
-                run_confined("confine::tests::after_confinement_a_worker_thread_hashes_and_answers_over_a_channel");
+                run_confined("io::confine::tests::after_confinement_a_worker_thread_hashes_and_answers_over_a_channel");
             assert!(out.contains("worker answered: true"), "{out}");
             return;
         }
@@ -565,7 +565,7 @@ mod tests {
     fn after_confinement_forbidden_calls_fail_with_enosys_and_files_outside_are_refused() {
         if std::env::var_os(CHILD).is_none() {
             let out = run_confined(
-                "confine::tests::after_confinement_forbidden_calls_fail_with_enosys_and_files_outside_are_refused",
+                "io::confine::tests::after_confinement_forbidden_calls_fail_with_enosys_and_files_outside_are_refused",
             );
             assert!(out.contains("still alive"), "{out}");
             return;
@@ -611,7 +611,11 @@ mod tests {
         if std::env::var_os(CHILD).is_none() {
             use std::os::unix::process::ExitStatusExt;
             let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["confine::tests::after_confinement_an_abort_is_still_sigabrt", "--exact", "--test-threads=1"])
+                .args([
+                    "io::confine::tests::after_confinement_an_abort_is_still_sigabrt",
+                    "--exact",
+                    "--test-threads=1",
+                ])
                 .env(CHILD, "1")
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

@@ -104,7 +104,7 @@ impl RotatingFile {
         }
         while !bytes.is_empty() {
             if let Err(e) = self.ensure_open() {
-                let why = match crate::confine::outside_note(&self.path) {
+                let why = match crate::io::confine::outside_note(&self.path) {
                     Some(note) if e.kind() == io::ErrorKind::PermissionDenied => format!(" ({note})"),
                     _ => String::new(),
                 };
@@ -250,6 +250,16 @@ impl Tail {
     }
 }
 
+/// The local syslog cannot be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach syslog at {}: {reason}", path.display())]
+pub struct SyslogError {
+    /// The socket tried.
+    pub path: PathBuf,
+    /// What the syslog crate said.
+    pub reason: String,
+}
+
 /// A connection to the local syslog, through the `syslog` crate (RFC 3164 over a UNIX socket).
 pub struct Syslog {
     logger: syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>,
@@ -261,13 +271,13 @@ impl Syslog {
     ///
     /// # Errors
     /// The socket cannot be reached: "cannot reach syslog at /dev/log: …".
-    pub fn connect(target: &SyslogTarget) -> Result<Self, String> {
+    pub fn connect(target: &SyslogTarget) -> Result<Self, SyslogError> {
         let facility = syslog::Facility::from_str(&target.facility).unwrap_or(syslog::Facility::LOG_DAEMON);
         let formatter =
             syslog::Formatter3164 { facility, hostname: None, process: target.ident.clone(), pid: std::process::id() };
         syslog::unix_custom(formatter, &target.socket)
             .map(|logger| Syslog { logger, failed: false })
-            .map_err(|e| format!("cannot reach syslog at {}: {e}", target.socket.display()))
+            .map_err(|e| SyslogError { path: target.socket.clone(), reason: e.to_string() })
     }
 
     /// Sends one message tagged `tag` (None: the configured ident) at `level`. Returns the error
