@@ -1,226 +1,307 @@
-//! The actions, parsed from words (command line or shell line) and carried out over a client.
-//! One parser serves both, so the shell and the command line accept the same words.
+//! The actions, parsed by clap from words (command line or shell line) and carried out over a
+//! client. One definition ([`Action`], a clap subcommand each) serves the one-shot command, the
+//! shell, `help`, `--help`, the man page and completion, so they accept and show the same words.
 
 use crate::client::Client;
 use crate::exit::{CtlError, Outcome};
 use crate::render;
 use crate::sanitize::Sanitizer;
-use common::proto::control::{ActionResult, AvailInfo, ProcessInfo};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
+use common::proto::control::{self, ActionResult, AvailInfo, ProcessInfo};
 use serde_json::{json, Map, Value};
 
-/// Every action and its one-line help, in `help` order.
-pub const ACTIONS: &[(&str, &str, &str)] = &[
-    (
-        "status",
-        "status [--json] [NAME…]",
-        "Show the state of every process, or of the named ones (exit 3 if one is not RUNNING).",
-    ),
-    ("start", "start NAME…|all", "Start processes; waits until they are RUNNING or have failed."),
-    ("stop", "stop NAME…|all", "Stop processes, highest priority number first; waits until they have exited."),
-    ("restart", "restart NAME…|all", "Stop, then start processes."),
-    ("signal", "signal SIG NAME…|all", "Send a signal (TERM, HUP, USR1, 9 …) to running processes."),
-    ("pid", "pid [NAME…|all]", "Print the daemon's pid, or the named processes' pids, one a line (0: not running)."),
-    (
-        "tail",
-        "tail [-f] [-BYTES] NAME [stdout|stderr]",
-        "Print the last bytes a process wrote (1600 by default); -f keeps following until Ctrl-C or Ctrl-D.",
-    ),
-    ("maintail", "maintail [-f] [-BYTES]", "Print the end of the daemon's main log; -f keeps following."),
-    ("clear", "clear NAME…|all", "Empty the log files of processes (they keep running)."),
-    (
-        "fg",
-        "fg [-q] [--detach-keys KEYS] NAME",
-        "Attach this terminal to a program (its full screen with pty: true, else its lines); Ctrl-] detaches and leaves it running (-q: no hint); if the program ends, exits with its status.",
-    ),
-    ("avail", "avail", "List the programs in the config file: in use, avail (not added yet) or removed."),
-    ("reread", "reread", "Re-read the config file and show what changed, without applying it."),
-    (
-        "update",
-        "update [NAME…]",
-        "Apply the config file's changes (to the named programs only); untouched processes keep running.",
-    ),
-    ("reload", "reload", "Stop every program, then start again from the config file."),
-    ("shutdown", "shutdown", "Stop every program in priority order, then end the daemon."),
-    ("version", "version", "Print the daemon's version."),
-    ("help", "help [ACTION]", "Show the actions, or one action's usage."),
-    ("quit", "quit", "Leave the shell (also: exit, Ctrl-D)."),
-    ("exit", "exit", "Leave the shell."),
-];
-
-/// A parsed action.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A parsed action with its arguments. Each variant is a clap subcommand: its name is the
+/// action's word, `about` its one line of help and `override_usage` the usage `help` shows.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
 pub enum Action {
     /// `status [--json] [NAME…]`.
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        override_usage = "status [--json] [NAME…]",
+        about = "Show the state of every process, or of the named ones (exit 3 if one is not RUNNING)."
+    )]
     Status {
         /// Print JSON.
+        #[arg(long)]
         json: bool,
         /// Names; empty: all.
+        #[arg(value_name = "NAME")]
         names: Vec<String>,
     },
-    /// `start`, `stop`, `restart` with names.
-    Control {
-        /// The action word.
-        verb: String,
-        /// Names.
-        names: Vec<String>,
-    },
-    /// `signal SIG NAME…`.
+    /// `start NAME…|all`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "start NAME…|all",
+        about = "Start processes; waits until they are RUNNING or have failed."
+    )]
+    Start(Names),
+    /// `stop NAME…|all`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "stop NAME…|all",
+        about = "Stop processes, highest priority number first; waits until they have exited."
+    )]
+    Stop(Names),
+    /// `restart NAME…|all`.
+    #[command(disable_help_flag = true, override_usage = "restart NAME…|all", about = "Stop, then start processes.")]
+    Restart(Names),
+    /// `signal SIG NAME…|all`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "signal SIG NAME…|all",
+        about = "Send a signal (TERM, HUP, USR1, 9 …) to running processes."
+    )]
     Signal {
-        /// Signal as typed.
+        /// The signal as typed (checked, sent as typed).
+        #[arg(value_name = "SIG", value_parser = signal_arg, allow_hyphen_values = true)]
         signal: String,
         /// Names.
+        #[arg(value_name = "NAME", required = true, allow_hyphen_values = true, trailing_var_arg = true)]
         names: Vec<String>,
     },
-    /// `pid [NAME…]`.
-    Pid(Vec<String>),
-    /// `tail` / `maintail`.
+    /// `pid [NAME…|all]`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "pid [NAME…|all]",
+        about = "Print the daemon's pid, or the named processes' pids, one a line (0: not running)."
+    )]
+    Pid {
+        /// Names; empty: the daemon's pid.
+        #[arg(value_name = "NAME", allow_hyphen_values = true, trailing_var_arg = true)]
+        names: Vec<String>,
+    },
+    /// `tail [-f] [-BYTES] NAME [stdout|stderr]`.
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        override_usage = "tail [-f] [-BYTES] NAME [stdout|stderr]",
+        about = "Print the last bytes a process wrote (1600 by default); -f keeps following until Ctrl-C or Ctrl-D."
+    )]
     Tail {
-        /// `maintail`.
-        main: bool,
-        /// `-f`.
+        /// `-f`: keep following.
+        #[arg(short = 'f')]
         follow: bool,
-        /// `-BYTES`.
+        /// `-BYTES`, in bytes.
+        #[arg(long = BYTES, hide = true, default_value_t = 1600)]
         bytes: u64,
-        /// The process (tail only).
-        name: Option<String>,
+        /// The process.
+        #[arg(value_name = "NAME")]
+        name: String,
         /// `stdout` or `stderr`.
+        #[arg(value_name = "STREAM", value_parser = ["stdout", "stderr"], default_value = "stdout")]
         stream: String,
     },
-    /// `clear NAME…`.
-    Clear(Vec<String>),
+    /// `maintail [-f] [-BYTES]`.
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        override_usage = "maintail [-f] [-BYTES]",
+        about = "Print the end of the daemon's main log; -f keeps following."
+    )]
+    Maintail {
+        /// `-f`: keep following.
+        #[arg(short = 'f')]
+        follow: bool,
+        /// `-BYTES`, in bytes.
+        #[arg(long = BYTES, hide = true, default_value_t = 1600)]
+        bytes: u64,
+    },
+    /// `clear NAME…|all`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "clear NAME…|all",
+        about = "Empty the log files of processes (they keep running)."
+    )]
+    Clear(Names),
     /// `fg [-q] [--detach-keys KEYS] NAME`.
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        override_usage = "fg [-q] [--detach-keys KEYS] NAME",
+        about = "Attach this terminal to a program (its full screen with pty: true, else its lines); Ctrl-] detaches and leaves it running (-q: no hint); if the program ends, exits with its status."
+    )]
     Fg {
-        /// The process.
-        name: String,
-        /// The detach sequence.
-        keys: Vec<u8>,
         /// `-q`: no hint at attach.
+        #[arg(short = 'q', long = "quiet")]
         quiet: bool,
+        /// The detach sequence.
+        #[arg(long = "detach-keys", value_name = "KEYS", value_parser = detach_keys_arg, default_value = "ctrl-]")]
+        keys: DetachKeys,
+        /// The process.
+        #[arg(value_name = "NAME")]
+        name: String,
     },
     /// `avail`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "avail",
+        about = "List the programs in the config file: in use, avail (not added yet) or removed."
+    )]
     Avail,
-    /// `reread`, `update [NAME…]`, `reload`: answered by lines to print.
-    Reload {
-        /// The action word.
-        verb: String,
-        /// Names (update only).
+    /// `reread`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "reread",
+        about = "Re-read the config file and show what changed, without applying it."
+    )]
+    Reread,
+    /// `update [NAME…]`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "update [NAME…]",
+        about = "Apply the config file's changes (to the named programs only); untouched processes keep running."
+    )]
+    Update {
+        /// Programs; empty: all.
+        #[arg(value_name = "NAME", allow_hyphen_values = true, trailing_var_arg = true)]
         names: Vec<String>,
     },
+    /// `reload`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "reload",
+        about = "Stop every program, then start again from the config file."
+    )]
+    Reload,
     /// `shutdown`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "shutdown",
+        about = "Stop every program in priority order, then end the daemon."
+    )]
     Shutdown,
     /// `version`.
+    #[command(disable_help_flag = true, override_usage = "version", about = "Print the daemon's version.")]
     Version,
     /// `help [ACTION]`.
-    Help(Option<String>),
-    /// `quit` / `exit`.
+    #[command(
+        disable_help_flag = true,
+        override_usage = "help [ACTION]",
+        about = "Show the actions, or one action's usage."
+    )]
+    Help {
+        /// The action to explain; none: all.
+        #[arg(value_name = "ACTION")]
+        action: Option<String>,
+    },
+    /// `quit`.
+    #[command(disable_help_flag = true, override_usage = "quit", about = "Leave the shell (also: exit, Ctrl-D).")]
     Quit,
+    /// `exit`.
+    #[command(disable_help_flag = true, override_usage = "exit", about = "Leave the shell.")]
+    Exit,
 }
 
-fn usage(verb: &str) -> String {
-    ACTIONS.iter().find(|a| a.0 == verb).map_or_else(|| verb.to_owned(), |a| a.1.to_owned())
+/// The process names an action takes: one at least (or `all`), passed as typed.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct Names {
+    /// Names.
+    #[arg(value_name = "NAME", required = true, allow_hyphen_values = true, trailing_var_arg = true)]
+    pub names: Vec<String>,
 }
 
-/// Parses the words of one command.
+/// `fg --detach-keys`: the bytes that detach (Ctrl-] by default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetachKeys(pub Vec<u8>);
+
+/// The hidden long option that carries supervisorctl's `-BYTES` (`tail -1600 web`): a word
+/// `-N` is handed to clap as `--bytes=N` by [`parse`], for the actions that have it.
+const BYTES: &str = "bytes";
+
+/// One line of actions: what clap parses, the action's word first (no program name).
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskmasterctl",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    subcommand_required = true
+)]
+struct Line {
+    #[command(subcommand)]
+    action: Action,
+}
+
+/// `signal`'s SIG: a signal this system has, kept as typed.
+fn signal_arg(s: &str) -> Result<String, CtlError> {
+    common::units::parse_signal(s).map_err(|e| CtlError::Usage(format!("signal: {e}")))?;
+    Ok(s.to_owned())
+}
+
+fn detach_keys_arg(s: &str) -> Result<DetachKeys, CtlError> {
+    crate::fg::parse_detach_keys(s).map(DetachKeys)
+}
+
+/// The clap definition of every action, as subcommands, in `help` order.
+pub fn command() -> clap::Command {
+    let mut cmd = Line::command();
+    cmd.build();
+    cmd
+}
+
+/// An action's usage (`status [--json] [NAME…]`), from its definition.
+pub fn usage(sub: &clap::Command) -> String {
+    let text = sub.clone().render_usage().to_string();
+    text.strip_prefix("Usage: ").unwrap_or(&text).trim_end().to_owned()
+}
+
+/// An action's one line of help, from its definition.
+pub fn about(sub: &clap::Command) -> String {
+    sub.get_about().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Parses the words of one command (the action's word first).
 ///
 /// # Errors
-/// [`CtlError::Usage`] naming the action's usage.
+/// [`CtlError::Usage`], one line: `unknown action 'x'; try 'help'`, `usage: stop NAME…|all`,
+/// or what an argument's check says (`signal: unknown signal 'NOPE'`).
 pub fn parse(words: &[String]) -> Result<Action, CtlError> {
-    let Some((verb, rest)) = words.split_first() else {
+    let Some(verb) = words.first() else {
         return Err(CtlError::Usage("no action given; try 'help'".into()));
     };
-    let rest = rest.to_vec();
-    let need_names = |rest: &Vec<String>| {
-        if rest.is_empty() {
-            Err(CtlError::Usage(format!("usage: {}", usage(verb))))
-        } else {
-            Ok(rest.clone())
-        }
+    let cmd = command();
+    let Some(sub) = cmd.find_subcommand(verb) else {
+        return Err(CtlError::Usage(format!("unknown action '{verb}'; try 'help'")));
     };
-    let no_args =
-        |a: Action| if rest.is_empty() { Ok(a) } else { Err(CtlError::Usage(format!("usage: {}", usage(verb)))) };
-    match verb.as_str() {
-        "status" => {
-            let json = rest.iter().any(|w| w == "--json");
-            let names: Vec<String> = rest.iter().filter(|w| *w != "--json").cloned().collect();
-            if let Some(bad) = names.iter().find(|w| w.starts_with('-')) {
-                return Err(CtlError::Usage(format!("status: unknown option '{bad}'; usage: {}", usage("status"))));
-            }
-            Ok(Action::Status { json, names })
-        }
-        "start" | "stop" | "restart" => Ok(Action::Control { verb: verb.clone(), names: need_names(&rest)? }),
-        "signal" => match rest.split_first() {
-            Some((sig, names)) if !names.is_empty() => {
-                common::units::parse_signal(sig).map_err(|e| CtlError::Usage(format!("signal: {e}")))?;
-                Ok(Action::Signal { signal: sig.clone(), names: names.to_vec() })
-            }
-            _ => Err(CtlError::Usage(format!("usage: {}", usage("signal")))),
+    let has_bytes = sub.get_arguments().any(|a| a.get_id() == BYTES);
+    let words = words.iter().map(|w| match w.strip_prefix('-') {
+        Some(n) if has_bytes && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => format!("--{BYTES}={n}"),
+        _ => w.clone(),
+    });
+    let err = match Line::try_parse_from(words) {
+        Ok(line) => return Ok(line.action),
+        Err(err) => err,
+    };
+    let bad_usage = || CtlError::Usage(format!("usage: {}", usage(sub)));
+    Err(match err.kind() {
+        ErrorKind::ValueValidation => match std::error::Error::source(&err) {
+            Some(why) => CtlError::Usage(why.to_string()),
+            None => bad_usage(),
         },
-        "pid" => Ok(Action::Pid(rest)),
-        "avail" => no_args(Action::Avail),
-        "reread" | "reload" => no_args(Action::Reload { verb: verb.clone(), names: Vec::new() }),
-        "update" => Ok(Action::Reload { verb: verb.clone(), names: rest.clone() }),
-        "shutdown" => no_args(Action::Shutdown),
-        "version" => no_args(Action::Version),
-        "help" => Ok(Action::Help(rest.first().cloned())),
-        "quit" | "exit" => no_args(Action::Quit),
-        "tail" | "maintail" => parse_tail(verb == "maintail", &rest),
-        "clear" => Ok(Action::Clear(need_names(&rest)?)),
-        "fg" => parse_fg(&rest),
-        other => Err(CtlError::Usage(format!("unknown action '{other}'; try 'help'"))),
-    }
-}
-
-fn parse_fg(rest: &[String]) -> Result<Action, CtlError> {
-    let bad = || CtlError::Usage(format!("usage: {}", usage("fg")));
-    let mut keys = vec![0x1d];
-    let mut name = None;
-    let mut quiet = false;
-    let mut it = rest.iter();
-    while let Some(w) = it.next() {
-        if let Some(v) = w.strip_prefix("--detach-keys=") {
-            keys = crate::fg::parse_detach_keys(v)?;
-        } else if w == "--detach-keys" {
-            keys = crate::fg::parse_detach_keys(it.next().ok_or_else(bad)?)?;
-        } else if w == "-q" || w == "--quiet" {
-            quiet = true;
-        } else if name.is_none() && !w.starts_with('-') {
-            name = Some(w.clone());
-        } else {
-            return Err(bad());
-        }
-    }
-    Ok(Action::Fg { name: name.ok_or_else(bad)?, keys, quiet })
-}
-
-fn parse_tail(main: bool, rest: &[String]) -> Result<Action, CtlError> {
-    let verb = if main { "maintail" } else { "tail" };
-    let bad = || CtlError::Usage(format!("usage: {}", usage(verb)));
-    let (mut follow, mut bytes, mut words) = (false, 1600, Vec::new());
-    for w in rest {
-        match w.strip_prefix('-') {
-            Some("f") => follow = true,
-            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                bytes = n.parse().map_err(|_| bad())?
+        // status names an option it does not know.
+        ErrorKind::UnknownArgument if control::Action::from_name(verb) == Some(control::Action::Status) => {
+            match err.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(bad)) if bad.starts_with('-') => {
+                    CtlError::Usage(format!("{verb}: unknown option '{bad}'; usage: {}", usage(sub)))
+                }
+                _ => bad_usage(),
             }
-            Some(_) => return Err(bad()),
-            None => words.push(w.clone()),
         }
-    }
-    let (name, stream) = match (main, words.as_slice()) {
-        (true, []) => (None, "stdout".to_owned()),
-        (false, [n]) => (Some(n.clone()), "stdout".to_owned()),
-        (false, [n, s]) if s == "stdout" || s == "stderr" => (Some(n.clone()), s.clone()),
-        _ => return Err(bad()),
-    };
-    Ok(Action::Tail { main, follow, bytes, name, stream })
+        _ => bad_usage(),
+    })
 }
 
 /// The text of `help`: every action with its usage and one line of help (also the end of
 /// `taskmasterctl --help`).
 pub fn summary() -> String {
     let mut out = String::from("Actions (NAME is a process like web:0, a program like web, or all):\n");
-    let width = ACTIONS.iter().map(|a| a.1.chars().count()).max().unwrap_or(0);
-    for (_, u, h) in ACTIONS {
+    let cmd = command();
+    let rows: Vec<(String, String)> = cmd.get_subcommands().map(|s| (usage(s), about(s))).collect();
+    let width = rows.iter().map(|(u, _)| u.chars().count()).max().unwrap_or(0);
+    for (u, h) in rows {
         out.push_str(&format!("  {u:<width$}  {h}\n"));
     }
     out
@@ -233,10 +314,9 @@ pub fn summary() -> String {
 pub fn help(action: Option<&str>) -> Result<String, CtlError> {
     match action {
         None => Ok(summary()),
-        Some(a) => ACTIONS
-            .iter()
-            .find(|x| x.0 == a)
-            .map(|(_, u, h)| format!("{u}\n  {h}\n"))
+        Some(a) => command()
+            .find_subcommand(a)
+            .map(|s| format!("{}\n  {}\n", usage(s), about(s)))
             .ok_or_else(|| CtlError::Usage(format!("unknown action '{a}'; try 'help'"))),
     }
 }
@@ -252,7 +332,7 @@ fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CtlError> {
 pub fn execute(socket: &std::path::Path, action: &Action) -> Result<Outcome, CtlError> {
     let client = Client::connect(socket)?;
     match action {
-        Action::Fg { name, keys, quiet } => crate::fg::run(client, name, keys, *quiet),
+        Action::Fg { name, keys, quiet } => crate::fg::run(client, name, &keys.0, *quiet),
         other => run(&mut { client }, other),
     }
 }
@@ -262,9 +342,10 @@ pub fn execute(socket: &std::path::Path, action: &Action) -> Result<Outcome, Ctl
 /// # Errors
 /// As [`Client::call`].
 pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
+    use control::Action as Wire;
     match action {
         Action::Status { json, names } => {
-            let rows: Vec<ProcessInfo> = decode(client.call("status", names, Map::new())?)?;
+            let rows: Vec<ProcessInfo> = decode(client.call(Wire::Status, names, Map::new())?)?;
             if *json {
                 crate::outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
             } else {
@@ -272,14 +353,16 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             }
             Ok(if rows.iter().all(|r| r.state == "RUNNING") { Outcome::Ok } else { Outcome::NotRunning })
         }
-        Action::Control { verb, names } => results(client.call(verb, names, Map::new())?),
+        Action::Start(n) => results(client.call(Wire::Start, &n.names, Map::new())?),
+        Action::Stop(n) => results(client.call(Wire::Stop, &n.names, Map::new())?),
+        Action::Restart(n) => results(client.call(Wire::Restart, &n.names, Map::new())?),
         Action::Signal { signal, names } => {
             let mut args = Map::new();
             args.insert("signal".into(), json!(signal));
-            results(client.call("signal", names, args)?)
+            results(client.call(Wire::Signal, names, args)?)
         }
-        Action::Pid(names) => {
-            let data = client.call("pid", names, Map::new())?;
+        Action::Pid { names } => {
+            let data = client.call(Wire::Pid, names, Map::new())?;
             if names.is_empty() {
                 crate::outln!("{}", data.get("pid").cloned().unwrap_or(Value::Null));
                 return Ok(Outcome::Ok);
@@ -292,55 +375,71 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             }
             Ok(Outcome::Ok)
         }
-        Action::Tail { main, follow, bytes, name, stream } => {
-            let mut args = Map::new();
-            args.insert("bytes".into(), json!(bytes));
-            args.insert("follow".into(), json!(follow));
-            args.insert("stream".into(), json!(stream));
-            let names: Vec<String> = name.iter().cloned().collect();
-            let data = client.call(if *main { "maintail" } else { "tail" }, &names, args)?;
-            // On a terminal, escape sequences that could write the clipboard, set the title or
-            // query the terminal are removed; into a file or a pipe the bytes stay exact.
-            let mut sanitizer = nix::unistd::isatty(std::io::stdout()).unwrap_or(false).then(Sanitizer::new);
-            write_b64(data.get("data").and_then(Value::as_str).unwrap_or_default(), sanitizer.as_mut())?;
-            if *follow {
-                let watch_stdin = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-                let end = client.follow(watch_stdin, |chunk| write_b64(chunk, sanitizer.as_mut()))?;
-                if let Some(message) = end {
-                    eprintln!("taskmasterctl: {message}");
-                }
-            }
-            Ok(Outcome::Ok)
+        Action::Tail { follow, bytes, name, stream } => {
+            tail(client, Wire::Tail, *follow, *bytes, std::slice::from_ref(name), stream)
         }
-        Action::Clear(names) => results(client.call("clear", names, Map::new())?),
+        Action::Maintail { follow, bytes } => tail(client, Wire::Maintail, *follow, *bytes, &[], "stdout"),
+        Action::Clear(n) => results(client.call(Wire::Clear, &n.names, Map::new())?),
         Action::Avail => {
-            let rows: Vec<AvailInfo> = decode(client.call("avail", &[], Map::new())?)?;
+            let rows: Vec<AvailInfo> = decode(client.call(Wire::Avail, &[], Map::new())?)?;
             crate::out!("{}", render::avail(&rows));
             Ok(Outcome::Ok)
         }
-        Action::Reload { verb, names } => {
-            let data = client.call(verb, names, Map::new())?;
-            for line in data.get("lines").and_then(Value::as_array).into_iter().flatten() {
-                crate::outln!("{}", line.as_str().unwrap_or_default());
-            }
-            Ok(Outcome::Ok)
-        }
+        Action::Reread => lines(client.call(Wire::Reread, &[], Map::new())?),
+        Action::Update { names } => lines(client.call(Wire::Update, names, Map::new())?),
+        Action::Reload => lines(client.call(Wire::Reload, &[], Map::new())?),
         Action::Shutdown => {
-            client.call("shutdown", &[], Map::new())?;
+            client.call(Wire::Shutdown, &[], Map::new())?;
             crate::outln!("Shut down");
             Ok(Outcome::Ok)
         }
         Action::Version => {
-            crate::outln!("{}", client.call("version", &[], Map::new())?.as_str().unwrap_or(""));
+            crate::outln!("{}", client.call(Wire::Version, &[], Map::new())?.as_str().unwrap_or(""));
             Ok(Outcome::Ok)
         }
-        Action::Help(a) => {
-            crate::out!("{}", help(a.as_deref())?);
+        Action::Help { action } => {
+            crate::out!("{}", help(action.as_deref())?);
             Ok(Outcome::Ok)
         }
-        Action::Quit => Ok(Outcome::Ok),
+        Action::Quit | Action::Exit => Ok(Outcome::Ok),
         Action::Fg { .. } => Err(CtlError::Usage("fg needs its own connection: use actions::execute".into())),
     }
+}
+
+/// `tail` and `maintail`: the end of a log, then, with `follow`, what comes.
+fn tail(
+    client: &mut Client,
+    wire: control::Action,
+    follow: bool,
+    bytes: u64,
+    names: &[String],
+    stream: &str,
+) -> Result<Outcome, CtlError> {
+    let mut args = Map::new();
+    args.insert("bytes".into(), json!(bytes));
+    args.insert("follow".into(), json!(follow));
+    args.insert("stream".into(), json!(stream));
+    let data = client.call(wire, names, args)?;
+    // On a terminal, escape sequences that could write the clipboard, set the title or
+    // query the terminal are removed; into a file or a pipe the bytes stay exact.
+    let mut sanitizer = nix::unistd::isatty(std::io::stdout()).unwrap_or(false).then(Sanitizer::new);
+    write_b64(data.get("data").and_then(Value::as_str).unwrap_or_default(), sanitizer.as_mut())?;
+    if follow {
+        let watch_stdin = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
+        let end = client.follow(watch_stdin, |chunk| write_b64(chunk, sanitizer.as_mut()))?;
+        if let Some(message) = end {
+            eprintln!("taskmasterctl: {message}");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `reread`, `update`, `reload`: the lines the daemon answers, printed.
+fn lines(data: Value) -> Result<Outcome, CtlError> {
+    for line in data.get("lines").and_then(Value::as_array).into_iter().flatten() {
+        crate::outln!("{}", line.as_str().unwrap_or_default());
+    }
+    Ok(Outcome::Ok)
 }
 
 /// Writes base64-encoded bytes to stdout, through `sanitizer` when given (stdout is a
@@ -376,18 +475,64 @@ mod tests {
 
     #[test]
     fn parses_actions_and_refuses_bad_usage() {
+        let names = |s: &str| Names { names: words(s) };
         assert_eq!(parse(&words("status --json web")).unwrap(), Action::Status { json: true, names: words("web") });
-        assert_eq!(parse(&words("stop all")).unwrap(), Action::Control { verb: "stop".into(), names: words("all") });
-        assert!(matches!(parse(&words("stop")), Err(CtlError::Usage(_))));
-        assert!(matches!(parse(&words("signal NOPE web")), Err(CtlError::Usage(_))));
-        assert!(matches!(parse(&words("frobnicate")), Err(CtlError::Usage(_))));
+        assert_eq!(parse(&words("stop all")).unwrap(), Action::Stop(names("all")));
+        assert!(matches!(parse(&words("stop")), Err(CtlError::Usage(m)) if m == "usage: stop NAME…|all"));
+        assert!(
+            matches!(parse(&words("signal NOPE web")), Err(CtlError::Usage(m)) if m == "signal: unknown signal 'NOPE'")
+        );
+        assert!(
+            matches!(parse(&words("frobnicate")), Err(CtlError::Usage(m)) if m == "unknown action 'frobnicate'; try 'help'")
+        );
+        assert!(
+            matches!(parse(&words("status -x")), Err(CtlError::Usage(m)) if m == "status: unknown option '-x'; usage: status [--json] [NAME…]")
+        );
+        assert!(matches!(parse(&words("avail x")), Err(CtlError::Usage(m)) if m == "usage: avail"));
         assert_eq!(
             parse(&words("fg -q --detach-keys ctrl-p,ctrl-q vim")).unwrap(),
-            Action::Fg { name: "vim".into(), keys: vec![0x10, 0x11], quiet: true }
+            Action::Fg { name: "vim".into(), keys: DetachKeys(vec![0x10, 0x11]), quiet: true }
+        );
+        assert_eq!(
+            parse(&words("fg vim")).unwrap(),
+            Action::Fg { name: "vim".into(), keys: DetachKeys(vec![0x1d]), quiet: false }
+        );
+        assert!(
+            matches!(parse(&words("fg --detach-keys=zz vim")), Err(CtlError::Usage(m)) if m.starts_with("--detach-keys: 'zz'"))
         );
         assert_eq!(
             parse(&words("signal HUP web")).unwrap(),
             Action::Signal { signal: "HUP".into(), names: words("web") }
         );
+        assert_eq!(parse(&words("stop -x")).unwrap(), Action::Stop(names("-x")), "names are passed as typed");
+    }
+
+    #[test]
+    fn tail_takes_supervisorctls_byte_count() {
+        assert_eq!(
+            parse(&words("tail -f -12 web stderr")).unwrap(),
+            Action::Tail { follow: true, bytes: 12, name: "web".into(), stream: "stderr".into() }
+        );
+        assert_eq!(
+            parse(&words("tail web -1600")).unwrap(),
+            Action::Tail { follow: false, bytes: 1600, name: "web".into(), stream: "stdout".into() }
+        );
+        assert_eq!(parse(&words("maintail -5")).unwrap(), Action::Maintail { follow: false, bytes: 5 });
+        for bad in ["tail", "tail p stdio", "tail -x p", "tail p stderr extra", "maintail p"] {
+            let usage = if bad.starts_with("tail") {
+                "tail [-f] [-BYTES] NAME [stdout|stderr]"
+            } else {
+                "maintail [-f] [-BYTES]"
+            };
+            assert!(matches!(parse(&words(bad)), Err(CtlError::Usage(m)) if m == format!("usage: {usage}")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn help_shows_each_actions_usage_from_its_definition() {
+        assert_eq!(help(Some("tail")).unwrap().lines().next(), Some("tail [-f] [-BYTES] NAME [stdout|stderr]"));
+        let summary = summary();
+        assert_eq!(summary.lines().count(), 1 + command().get_subcommands().count());
+        assert!(summary.lines().nth(1).unwrap().starts_with("  status [--json] [NAME…]  "));
     }
 }

@@ -86,21 +86,32 @@ pub fn settings(cli: &Cli) -> Result<Settings, CtlError> {
     Ok(Settings { socket: cli.socket.clone().unwrap_or(socket), ctl, auth_username, socket_owner })
 }
 
+/// Why `-s`'s value names no socket (clap prints it, exit 2).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ServerUrlError {
+    /// A URL of another scheme than `unix://` (`http://` …).
+    #[error("'{0}://' is not served: give the socket's path, or unix:///path")]
+    Scheme(String),
+    /// An empty path.
+    #[error("an empty socket path")]
+    Empty,
+}
+
 /// `-s`'s value: a socket path, or supervisorctl's `unix:///path` form. An `http://` URL (or any
 /// other scheme) is refused: the daemon serves its UNIX socket only.
 ///
 /// # Errors
-/// A URL of another scheme, or an empty path.
-pub fn server_url(value: &str) -> Result<PathBuf, String> {
+/// [`ServerUrlError`]: a URL of another scheme, or an empty path.
+pub fn server_url(value: &str) -> Result<PathBuf, ServerUrlError> {
     let path = match value.split_once("://") {
         Some(("unix", path)) => path,
         Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('/') => {
-            return Err(format!("'{scheme}://' is not served: give the socket's path, or unix:///path"));
+            return Err(ServerUrlError::Scheme(scheme.to_owned()));
         }
         _ => value,
     };
     if path.is_empty() {
-        return Err("an empty socket path".into());
+        return Err(ServerUrlError::Empty);
     }
     Ok(PathBuf::from(path))
 }

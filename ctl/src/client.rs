@@ -7,7 +7,7 @@
 //! before the password is read or sent.
 
 use crate::exit::CtlError;
-use common::proto::control::{kind, Reply, Request};
+use common::proto::control::{kind, Action, Reply, Request};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -128,7 +128,7 @@ impl Client {
     /// permissions ([`CtlError::Unreachable`]) or otherwise ([`CtlError::Failed`]).
     pub fn call(
         &mut self,
-        action: &str,
+        action: Action,
         names: &[String],
         args: serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, CtlError> {
@@ -139,7 +139,7 @@ impl Client {
                 let mut creds = serde_json::Map::new();
                 creds.insert("username".into(), serde_json::Value::String(user.clone()));
                 creds.insert("password".into(), serde_json::Value::String(password.clone()));
-                match self.call_once("auth", &[], creds) {
+                match self.call_once(Action::Auth, &[], creds) {
                     Ok(_) => self.call_once(action, names, args),
                     Err(CtlError::Unreachable(m) | CtlError::Failed(m)) => {
                         Err(CtlError::Unreachable(format!("{m} (as '{user}')")))
@@ -189,12 +189,12 @@ impl Client {
 
     fn call_once(
         &mut self,
-        action: &str,
+        action: Action,
         names: &[String],
         args: serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, CtlError> {
         self.next_id += 1;
-        let req = Request { id: self.next_id, action: action.to_owned(), names: names.to_vec(), args };
+        let req = Request { id: self.next_id, action: action.as_str().to_owned(), names: names.to_vec(), args };
         let mut line = serde_json::to_vec(&req).map_err(|e| CtlError::Failed(e.to_string()))?;
         line.push(b'\n');
         let lost =

@@ -6,10 +6,10 @@
 //! Asking the daemon is quiet and brief: no password prompt, a reply within [`ASK_TIMEOUT`],
 //! and no candidates at all when nobody answers, so a Tab never hangs or prints an error.
 
-use crate::actions::ACTIONS;
+use crate::actions;
 use crate::cli::Cli;
 use crate::client::Client;
-use common::proto::control::{AvailInfo, ProcessInfo};
+use common::proto::control::{Action, AvailInfo, ProcessInfo};
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,45 +30,81 @@ pub enum Query {
 }
 
 /// The candidates for `cur`, the word being typed, after the action's words `words` (the
-/// action first; empty: `cur` is the action). `ask` is called at most once, and only when
-/// names are wanted.
+/// action first; empty: `cur` is the action). The actions and their options come from their
+/// clap definitions ([`actions::command`]); `ask` is called at most once, and only when names
+/// are wanted.
 pub fn candidates(words: &[String], cur: &str, ask: &mut dyn FnMut(Query) -> Vec<String>) -> Vec<String> {
-    let fixed = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let cmd = actions::command();
+    let verbs = || cmd.get_subcommands().map(|s| s.get_name().to_owned()).collect::<Vec<_>>();
     let Some((verb, args)) = words.split_first() else {
-        return keep(ACTIONS.iter().map(|a| a.0.to_owned()).collect(), cur);
+        return keep(verbs(), cur);
     };
+    let Some(sub) = cmd.find_subcommand(verb) else { return Vec::new() };
+    let options: Vec<&clap::Arg> = sub.get_arguments().filter(|a| !a.is_positional() && !a.is_hide_set()).collect();
+    let takes_value = |w: &str| {
+        options.iter().any(|a| {
+            a.get_action().takes_values()
+                && (a.get_long().is_some_and(|l| w.strip_prefix("--") == Some(l))
+                    || a.get_short().is_some_and(|c| w.strip_prefix('-') == Some(c.encode_utf8(&mut [0; 4]))))
+        })
+    };
+    if args.last().is_some_and(|a| takes_value(a)) {
+        return Vec::new(); // an option's value: the user's to type
+    }
+    if cur.starts_with('-') {
+        // Each visible option once, by its short name when it has one.
+        let names = options
+            .iter()
+            .filter_map(|a| a.get_short().map(|c| format!("-{c}")).or_else(|| a.get_long().map(|l| format!("--{l}"))))
+            .collect();
+        return keep(names, cur);
+    }
     // The words that are not options (nor an option's value).
-    let operands = |value_of: &[&str]| {
-        let mut n = 0;
-        let mut skip = false;
-        for a in args {
-            if std::mem::take(&mut skip) {
-                continue;
-            }
-            skip = value_of.contains(&a.as_str());
-            n += usize::from(!a.starts_with('-'));
+    let mut operands = 0;
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
         }
-        n
+        skip = takes_value(a);
+        operands += usize::from(!a.starts_with('-'));
+    }
+    let Some(action) = Action::from_name(verb) else {
+        // help, quit, exit.
+        return if sub.get_arguments().any(|a| a.get_id() == "action") && args.is_empty() {
+            keep(verbs(), cur)
+        } else {
+            Vec::new()
+        };
     };
-    let choices = match verb.as_str() {
-        "help" if args.is_empty() => ACTIONS.iter().map(|a| a.0.to_owned()).collect(),
-        "status" if cur.starts_with('-') => fixed(&["--json"]),
-        "status" | "start" | "stop" | "restart" | "clear" | "pid" => ask(Query::Names),
-        "signal" if args.is_empty() => {
+    let choices = match action {
+        Action::Status | Action::Start | Action::Stop | Action::Restart | Action::Clear | Action::Pid => {
+            ask(Query::Names)
+        }
+        Action::Signal if operands == 0 => {
             nix::sys::signal::Signal::iterator().map(|s| s.as_str().trim_start_matches("SIG").to_owned()).collect()
         }
-        "signal" => ask(Query::Names),
-        "tail" | "maintail" if cur.starts_with('-') => fixed(&["-f"]),
-        "tail" => match operands(&[]) {
+        Action::Signal => ask(Query::Names),
+        Action::Tail => match operands {
             0 => ask(Query::Processes),
-            1 => fixed(&["stdout", "stderr"]),
+            1 => sub
+                .get_arguments()
+                .filter(|a| a.is_positional())
+                .flat_map(|a| a.get_possible_values())
+                .map(|v| v.get_name().to_owned())
+                .collect(),
             _ => Vec::new(),
         },
-        "fg" if args.last().is_some_and(|a| a == "--detach-keys") => Vec::new(),
-        "fg" if cur.starts_with('-') => fixed(&["-q", "--detach-keys"]),
-        "fg" if operands(&["--detach-keys"]) == 0 => ask(Query::Processes),
-        "update" => ask(Query::Programs),
-        _ => Vec::new(),
+        Action::Attach if operands == 0 => ask(Query::Processes),
+        Action::Update => ask(Query::Programs),
+        Action::Attach
+        | Action::Maintail
+        | Action::Avail
+        | Action::Reread
+        | Action::Reload
+        | Action::Shutdown
+        | Action::Version
+        | Action::Auth => Vec::new(),
     };
     keep(choices, cur)
 }
@@ -96,12 +132,12 @@ pub fn ask(socket: &Path, query: Query) -> Vec<String> {
         names.push("all".to_owned());
     }
     if query == Query::Programs {
-        let Ok(data) = client.call("avail", &[], serde_json::Map::new()) else { return Vec::new() };
+        let Ok(data) = client.call(Action::Avail, &[], serde_json::Map::new()) else { return Vec::new() };
         let rows: Vec<AvailInfo> = serde_json::from_value(data).unwrap_or_default();
         names.extend(rows.into_iter().map(|r| r.name));
         return names;
     }
-    let Ok(data) = client.call("status", &[], serde_json::Map::new()) else { return Vec::new() };
+    let Ok(data) = client.call(Action::Status, &[], serde_json::Map::new()) else { return Vec::new() };
     let rows: Vec<ProcessInfo> = serde_json::from_value(data).unwrap_or_default();
     for r in rows {
         if query == Query::Names && r.name != r.program && !names.contains(&r.program) {

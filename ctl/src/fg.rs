@@ -284,7 +284,7 @@ pub fn run(mut client: Client, name: &str, detach_keys: &[u8], quiet: bool) -> R
     let mut args = Map::new();
     args.insert("rows".into(), json!(rows));
     args.insert("cols".into(), json!(cols));
-    let data = client.call("attach", &[name.to_owned()], args)?;
+    let data = client.call(common::proto::control::Action::Attach, &[name.to_owned()], args)?;
     let pty = data.get("pty").and_then(serde_json::Value::as_bool).unwrap_or(false);
     let shown = data.get("name").and_then(serde_json::Value::as_str).unwrap_or(name).to_owned();
     let (mut sock, mut inbuf) = client.into_parts();

@@ -62,11 +62,11 @@ pub fn run(cli: cli::Cli) -> Result<Outcome, CtlError> {
     let mut outcome = Outcome::Ok;
     if !cli.action.is_empty() {
         outcome = match actions::parse(&cli.action)? {
-            actions::Action::Help(a) => {
-                out!("{}", actions::help(a.as_deref())?);
+            actions::Action::Help { action } => {
+                out!("{}", actions::help(action.as_deref())?);
                 Outcome::Ok
             }
-            actions::Action::Quit => Outcome::Ok,
+            actions::Action::Quit | actions::Action::Exit => Outcome::Ok,
             action => actions::execute(&settings.socket, &action)?,
         };
     }

@@ -2,7 +2,6 @@
 //! our own: ACTIONS (one tagged paragraph each, so that a wrapped line keeps its indentation),
 //! EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO.
 
-use crate::actions::ACTIONS;
 use std::io::Write;
 
 /// The sections after OPTIONS that do not depend on the actions.
@@ -90,9 +89,15 @@ fn actions_section() -> String {
         ".SH ACTIONS\nNAME is a process (web:0), a program (web: all its instances) or\n.BR all .\n\
          Without an action, taskmasterctl opens an interactive shell that takes the same actions.\n",
     );
-    for (verb, usage, help) in ACTIONS {
-        let args = usage.strip_prefix(verb).unwrap_or(usage);
-        out.push_str(&format!(".TP\n\\fB{}\\fR{}\n{}\n", escape(verb), escape(args), escape(help)));
+    for sub in crate::actions::command().get_subcommands() {
+        let (verb, usage) = (sub.get_name(), crate::actions::usage(sub));
+        let args = usage.strip_prefix(verb).unwrap_or(&usage);
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR{}\n{}\n",
+            escape(verb),
+            escape(args),
+            escape(&crate::actions::about(sub))
+        ));
     }
     out
 }

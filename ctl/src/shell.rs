@@ -79,8 +79,8 @@ pub fn run(settings: &Settings) -> Result<Outcome, CtlError> {
                 }
                 let _ = editor.add_history_entry(line.as_str());
                 match actions::parse(&words) {
-                    Ok(Action::Quit) => break,
-                    Ok(Action::Help(a)) => match actions::help(a.as_deref()) {
+                    Ok(Action::Quit | Action::Exit) => break,
+                    Ok(Action::Help { action }) => match actions::help(action.as_deref()) {
                         Ok(text) => crate::out!("{text}"),
                         Err(e) => eprintln!("*** {e}"),
                     },

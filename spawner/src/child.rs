@@ -151,14 +151,62 @@ fn setup_and_exec(p: &Prepared) -> Result<Infallible, (Step, Errno)> {
     Err((Step::Execve, sys::execve(&p.exec)))
 }
 
+/// Why a child did not reach its program: the fork failed, or the child reported the step
+/// that failed and its errno. Each keeps the step and errno typed up to the `SpawnFailed` event.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// pipe2(2) or fork(2) failed in the parent.
+    #[error("{call}: {errno:?} ({desc})", desc = errno.desc())]
+    Parent {
+        /// `pipe2` or `fork`.
+        call: &'static str,
+        /// Its errno.
+        errno: Errno,
+    },
+    /// The child ended before exec without writing its whole report.
+    #[error("child failed before exec without a complete report")]
+    Incomplete,
+    /// The child reported `step` failing with `errno`. `what` is the step as the message
+    /// names it: `execve /usr/bin/x`, `chdir /srv`, `setuid`.
+    #[error("{what}: {errno:?} ({desc})", desc = errno.desc())]
+    Child {
+        /// The step that failed (`None`: a byte this build does not know).
+        step: Option<Step>,
+        /// Its errno.
+        errno: Errno,
+        /// The step as the message names it.
+        what: String,
+    },
+}
+
+impl SpawnError {
+    /// The name of the step that failed (`fork`, `execve`, `chdir` …), if known.
+    pub fn step(&self) -> Option<&'static str> {
+        match self {
+            SpawnError::Parent { call, .. } => Some(call),
+            SpawnError::Child { step, .. } => step.map(Step::name),
+            SpawnError::Incomplete => None,
+        }
+    }
+
+    /// The errno of the failed step, if any.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            SpawnError::Parent { errno, .. } | SpawnError::Child { errno, .. } => Some(*errno),
+            SpawnError::Incomplete => None,
+        }
+    }
+}
+
 /// Forks a child that becomes `p`, and waits until it has exec'd (the error pipe reads EOF) or
 /// failed (5 bytes; the child is then reaped here). Returns its pid.
 ///
 /// # Errors
-/// "fork: EAGAIN …", or the failed step as [`describe_failure`] words it.
-pub fn spawn(p: &Prepared, command: &str, directory: Option<&str>) -> Result<Pid, String> {
-    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e:?} ({})", e.desc()))?;
-    match sys::fork().map_err(|e| format!("fork: {e:?} ({})", e.desc()))? {
+/// [`SpawnError`]: "fork: EAGAIN …", or the failed step as [`describe_failure`] words it.
+pub fn spawn(p: &Prepared, command: &str, directory: Option<&str>) -> Result<Pid, SpawnError> {
+    let (err_r, err_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Parent { call: "pipe2", errno })?;
+    match sys::fork().map_err(|errno| SpawnError::Parent { call: "fork", errno })? {
         ForkResult::Child => exec_child(p, err_w.as_fd()),
         ForkResult::Parent { child } => {
             drop(err_w);
@@ -178,16 +226,17 @@ pub fn spawn(p: &Prepared, command: &str, directory: Option<&str>) -> Result<Pid
             }
             let _ = nix::sys::wait::waitpid(child, None);
             if got < buf.len() {
-                return Err("child failed before exec without a complete report".into());
+                return Err(SpawnError::Incomplete);
             }
             Err(describe_failure(&buf, command, directory))
         }
     }
 }
 
-/// Decodes the 5 bytes a failed child wrote: "chdir: ENOENT (No such file or directory)".
-pub fn describe_failure(bytes: &[u8], command: &str, directory: Option<&str>) -> String {
-    let step = bytes.first().and_then(|b| Step::from_u8(*b));
+/// Decodes the 5 bytes a failed child wrote; the error displays as
+/// "chdir /srv: ENOENT (No such file or directory)".
+pub fn describe_failure(bytes: &[u8; 5], command: &str, directory: Option<&str>) -> SpawnError {
+    let step = Step::from_u8(bytes[0]);
     let errno = Errno::from_raw(i32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]));
     let what = match (step, directory) {
         (Some(Step::Execve), _) => format!("execve {command}"),
@@ -195,5 +244,21 @@ pub fn describe_failure(bytes: &[u8], command: &str, directory: Option<&str>) ->
         (Some(s), _) => s.name().to_owned(),
         (None, _) => "unknown step".to_owned(),
     };
-    format!("{what}: {errno:?} ({})", errno.desc())
+    SpawnError::Child { step, errno, what }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_childs_failure_keeps_its_step_and_errno() {
+        let e = (Errno::ENOENT as i32).to_be_bytes();
+        let failure = describe_failure(&[Step::Chdir as u8, e[0], e[1], e[2], e[3]], "/bin/x", Some("/srv"));
+        assert_eq!(failure.to_string(), "chdir /srv: ENOENT (No such file or directory)");
+        assert_eq!((failure.step(), failure.errno()), (Some("chdir"), Some(Errno::ENOENT)));
+        let failure = describe_failure(&[Step::Execve as u8, e[0], e[1], e[2], e[3]], "/bin/x", None);
+        assert_eq!(failure.to_string(), "execve /bin/x: ENOENT (No such file or directory)");
+        assert_eq!(failure.step(), Some("execve"));
+    }
 }

@@ -352,19 +352,17 @@ impl Spawner {
             dispatch::check_spawn(&self.config, &self.children, self.generation, program, instance, generation)
                 .map_err(|r| {
                     say(&r.to_string());
-                    r.to_string()
+                    SpawnFailure::Refused(r)
                 })
                 .and_then(|p| {
-                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)
-                        .map_err(|e| e.to_string())?;
+                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
                     // The config refuses it, but a re-read may change server.user (which takes
                     // effect at restart) and a program's user together: check the uid in force.
                     if prepared.identity.as_ref().is_some_and(|i| Some(i.uid) == self.supervisor_uid) {
-                        return Err(format!(
-                            "refused: '{}' would run as the supervisor's own uid {}",
-                            p.name,
-                            prepared.identity.as_ref().map_or(0, |i| i.uid.as_raw())
-                        ));
+                        return Err(SpawnFailure::SupervisorUid {
+                            program: p.name.clone(),
+                            uid: prepared.identity.as_ref().map_or(0, |i| i.uid.as_raw()),
+                        });
                     }
                     let dir = p.directory.as_ref().map(|d| d.display().to_string());
                     let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
@@ -390,7 +388,10 @@ impl Spawner {
                     self.end_link();
                 }
             }
-            Err(error) => self.send(&Event::SpawnFailed { token, error }, &[]),
+            Err(failure) => {
+                let (step, errno) = (failure.step().map(str::to_owned), failure.errno().map(|e| e as i32));
+                self.send(&Event::SpawnFailed { token, error: failure.to_string(), step, errno }, &[])
+            }
         }
     }
 
@@ -453,6 +454,49 @@ pub fn inherited_env() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::Os
 
 /// Sends the supervisor's notification to the service manager, checked first: a status is one
 /// line of printable text of at most `MAX_STATUS` bytes.
+/// Why a `Spawn` request did not give a child; its text is the `SpawnFailed` error, its step
+/// and errno that event's typed fields.
+#[derive(Debug, thiserror::Error)]
+enum SpawnFailure {
+    /// The request does not fit the config or the children (unknown program, stale generation …).
+    #[error(transparent)]
+    Refused(dispatch::Refusal),
+    /// The program would run as the supervisor's own uid.
+    #[error("refused: '{program}' would run as the supervisor's own uid {uid}")]
+    SupervisorUid {
+        /// The program.
+        program: String,
+        /// The uid.
+        uid: u32,
+    },
+    /// The command, user or a system call of the preparation failed.
+    #[error(transparent)]
+    Prepare(#[from] prepare::PrepareError),
+    /// The fork, or a step of the child before exec, failed.
+    #[error(transparent)]
+    Child(#[from] child::SpawnError),
+}
+
+impl SpawnFailure {
+    /// The step that failed, when one did: `execve`, `chdir`, `fork`, `find command` …
+    fn step(&self) -> Option<&'static str> {
+        match self {
+            SpawnFailure::Refused(_) | SpawnFailure::SupervisorUid { .. } => None,
+            SpawnFailure::Prepare(e) => e.step(),
+            SpawnFailure::Child(e) => e.step(),
+        }
+    }
+
+    /// The errno of that step.
+    fn errno(&self) -> Option<nix::errno::Errno> {
+        match self {
+            SpawnFailure::Refused(_) | SpawnFailure::SupervisorUid { .. } => None,
+            SpawnFailure::Prepare(e) => e.errno(),
+            SpawnFailure::Child(e) => e.errno(),
+        }
+    }
+}
+
 fn notify(ready: bool, reloading: bool, stopping: bool, watchdog: bool, status: Option<&str>) -> Result<(), String> {
     use sd_notify::NotifyState;
     if let Some(s) = status {

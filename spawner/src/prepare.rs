@@ -85,6 +85,27 @@ pub enum PrepareError {
     },
 }
 
+impl PrepareError {
+    /// The step that failed, when a system call did: `find command` for a command not found,
+    /// else the call's name.
+    pub fn step(&self) -> Option<&'static str> {
+        match self {
+            PrepareError::NotFound(..) | PrepareError::NotExecutable(_) => Some("find command"),
+            PrepareError::Sys { step, .. } => Some(step),
+            PrepareError::UnknownUser(_) | PrepareError::Nul(_) => None,
+        }
+    }
+
+    /// The errno of that step.
+    pub fn errno(&self) -> Option<nix::errno::Errno> {
+        match self {
+            PrepareError::NotFound(_, errno) | PrepareError::Sys { errno, .. } => Some(*errno),
+            PrepareError::NotExecutable(_) => Some(nix::errno::Errno::EACCES),
+            PrepareError::UnknownUser(_) | PrepareError::Nul(_) => None,
+        }
+    }
+}
+
 fn cstring(what: &'static str, bytes: &[u8]) -> Result<CString, PrepareError> {
     CString::new(bytes).map_err(|_| PrepareError::Nul(what))
 }
@@ -385,5 +406,8 @@ mod tests {
             resolve_command("/no/such", None, None),
             Err(PrepareError::NotFound(_, nix::errno::Errno::ENOENT))
         ));
+        let e = resolve_command("/x", None, None).unwrap_err();
+        assert_eq!(e.to_string(), "can't find command '/x': ENOENT (No such file or directory)");
+        assert_eq!((e.step(), e.errno()), (Some("find command"), Some(nix::errno::Errno::ENOENT)));
     }
 }

@@ -81,7 +81,7 @@ fn main() {
     let refused = |token: u64, needle: &str| {
         events
             .iter()
-            .any(|e| matches!(e, Event::SpawnFailed { token: t, error } if *t == token && error.contains(needle)))
+            .any(|e| matches!(e, Event::SpawnFailed { token: t, error, .. } if *t == token && error.contains(needle)))
     };
     results.push(check("an unknown program is refused", refused(1, "refused: unknown program 'evil'"), &events));
     results.push(check("an instance out of range is refused", refused(2, "out of range"), &events));
@@ -114,7 +114,7 @@ fn main() {
         events.iter().filter_map(|e| if let Event::Spawned { pid, .. } = e { Some(*pid) } else { None }).collect();
     let refused = |token: u64| {
         events.iter().any(|e| {
-            matches!(e, Event::SpawnFailed { token: t, error }
+            matches!(e, Event::SpawnFailed { token: t, error, .. }
                 if *t == token && error.contains("refused: 'long' instance 0 already has a live child"))
         })
     };

@@ -220,6 +220,13 @@ pub enum Event {
         token: u64,
         /// One line: "execve /usr/bin/x: ENOENT (No such file or directory)".
         error: String,
+        /// The step that failed (`execve`, `chdir`, `setuid`, `fork`, `find command` …), when
+        /// one did (not for a refused request).
+        #[serde(default)]
+        step: Option<String>,
+        /// That step's errno.
+        #[serde(default)]
+        errno: Option<i32>,
     },
     /// A child ended and was reaped.
     Exited {

@@ -318,7 +318,7 @@ impl Edge {
                 }
                 SpawnerInput::Spawned { token, spawn_id, pid: Pid::from_raw(pid), fds: set, fds_received }
             }
-            SpawnEvent::SpawnFailed { token, error } => SpawnerInput::SpawnFailed { token, error },
+            SpawnEvent::SpawnFailed { token, error, .. } => SpawnerInput::SpawnFailed { token, error },
             SpawnEvent::Exited { spawn_id, status } => {
                 let spawn_id = SpawnId(spawn_id);
                 // Attached clients hear of the exit once the last output is read.
