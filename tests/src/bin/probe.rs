@@ -114,7 +114,25 @@ fn spam(path: &str, connections: usize, lines: usize) {
     println!("{}", serde_json::json!({ "replies": replies }));
 }
 
+/// `probe winch`: blocks SIGWINCH, prints `armed`, then runs `stty size` on its terminal for
+/// each SIGWINCH it takes with sigwait (none is lost between two).
+fn report_window_sizes() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    set.thread_block().expect("block SIGWINCH");
+    println!("armed");
+    loop {
+        if set.wait().is_ok() {
+            let _ = std::process::Command::new("stty").arg("size").status();
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("winch") {
+        return report_window_sizes();
+    }
     if std::env::args().nth(1).as_deref() == Some("spam") {
         let arg = |i| std::env::args().nth(i).unwrap_or_default();
         return spam(&arg(2), arg(3).parse().unwrap_or(0), arg(4).parse().unwrap_or(0));

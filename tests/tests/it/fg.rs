@@ -28,9 +28,15 @@ fn keystrokes_reach_a_pty_program_and_echo_back() {
 
 #[test]
 fn the_window_size_follows_the_client_at_attach_and_on_sigwinch() {
-    let d = Daemon::start("programs:\n  w:\n    command: bash -c 'trap \"stty size\" WINCH; echo armed; while :; do sleep 0.05; done'\n    pty: true\n    startsecs: 0\n");
-    // Attach only once the trap is set: the attach itself resizes the terminal.
-    wait_until("the WINCH trap set", SOON, || d.ctl(&["tail", "w"]).stdout.contains("armed"));
+    // The probe takes each SIGWINCH with sigwait and prints `stty size`: none can be lost.
+    let scratch = Scratch::new();
+    let probe = scratch.probe(&crate::probe());
+    let d = Daemon::start_in(
+        scratch,
+        &format!("programs:\n  w:\n    command: {} winch\n    pty: true\n    startsecs: 0\n", probe.display()),
+    );
+    // Attach only once SIGWINCH is awaited: the attach itself resizes the terminal.
+    wait_until("SIGWINCH blocked and awaited", SOON, || d.ctl(&["tail", "w"]).stdout.contains("armed"));
     let mut s = fg(&d, "w", &[]);
     s.expect("30 100");
     let m = s.mark();

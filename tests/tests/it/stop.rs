@@ -24,11 +24,12 @@ fn stopsignal_usr1_is_honoured() {
     let s = tests::Scratch::new();
     let out = s.path("usr1.out");
     let yaml = format!(
-        "programs:\n  graceful:\n    command: /bin/sh -c 'trap \"echo got-usr1; exit 0\" USR1; while :; do sleep 0.1; done'\n    startsecs: 0\n    stopsignal: USR1\n    stopwaitsecs: 5\n    stdout_logfile: {}\n",
+        "programs:\n  graceful:\n    command: /bin/sh -c 'trap \"echo got-usr1; exit 0\" USR1; echo armed; while :; do sleep 0.1; done'\n    startsecs: 0\n    stopsignal: USR1\n    stopwaitsecs: 5\n    stdout_logfile: {}\n",
         out.display()
     );
     let d = Daemon::start_in(s, &yaml);
-    d.wait_state("graceful", "RUNNING", SOON);
+    // Stop only once the trap is set: a USR1 before it would end the shell by the signal.
+    wait_until("the USR1 trap set", SOON, || std::fs::read_to_string(&out).unwrap_or_default().contains("armed"));
     assert_eq!(d.ctl(&["stop", "graceful"]).code, 0);
     d.wait_log("stopped: 'graceful' (exit status 0)", SOON);
     wait_until("got-usr1 in the program's stdout log", SOON, || {
