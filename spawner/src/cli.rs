@@ -1,7 +1,7 @@
 //! taskmasterd's command line (DESIGN §7) and the spawner's start-up sequence.
 
 use crate::link::{signal_fd, Spawner};
-use crate::{paths, privdrop, setup, sys};
+use crate::{privdrop, setup, sys};
 use clap::Parser;
 use common::config::{self, AutoRestart, Config};
 use common::proto::spawn::Link;
@@ -28,31 +28,13 @@ pub struct Cli {
     pub check: bool,
     /// Read a password (without echo on a terminal, else one line of stdin) and print its argon2
     /// hash for socket.auth.password_hash.
+    // Answered by the taskmasterd crate (its main.rs), not by [`run`].
     #[arg(long = "hash-password")]
     pub hash_password: bool,
     /// Write the man page into DIR/man (used by `make install`).
+    // Answered by the taskmasterd crate (its main.rs), not by [`run`].
     #[arg(long, hide = true, value_name = "DIR")]
     pub generate_docs: Option<PathBuf>,
-}
-
-/// Writes `DIR/man/NAME.SECTION` ([`crate::man`]) for a command; the shell completions are
-/// files of their own, in the repository's `completions/`. Directories and files are made as
-/// [`crate::paths`] makes them (no symlink followed but trusted ones, files opened with
-/// `O_NOFOLLOW`): `make install` may run it as root.
-///
-/// # Errors
-/// A directory or file cannot be made or written.
-pub fn generate_docs(cmd: clap::Command, name: &str, section: &str, dir: &std::path::Path) -> std::io::Result<()> {
-    use nix::fcntl::OFlag;
-    let new = paths::NewDirs { mode: 0o755, owner: None };
-    let man = paths::open_dir(&dir.join("man"), Some(&new)).map_err(std::io::Error::other)?;
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
-    let page = paths::open_in(&man, format!("{name}.{section}").as_ref(), flags, 0o644)
-        .map(std::fs::File::from)
-        .map_err(std::io::Error::other)?;
-    let mut page = std::io::BufWriter::new(page);
-    crate::man::render(cmd, section, &mut page)?;
-    std::io::Write::flush(&mut page)
 }
 
 /// `-t`'s report: one line per program, then the file and the count. Values are spelled as the
@@ -90,30 +72,14 @@ fn shell_words(words: &[String]) -> String {
     quoted.collect::<Vec<_>>().join(" ")
 }
 
-/// Runs taskmasterd; returns its exit code (0 ok, 1 runtime failure, 2 usage or config error).
+/// Runs the spawner role of taskmasterd (the taskmasterd crate has answered `--hash-password` and
+/// `--generate-docs` before); returns its exit code (0 ok, 1 runtime failure, 2 usage or config error).
 pub fn run(cli: Cli) -> ExitCode {
     sys::ensure_stdio();
-    if let Some(dir) = &cli.generate_docs {
-        use clap::CommandFactory;
-        return match generate_docs(Cli::command(), "taskmasterd", "8", dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("taskmasterd: cannot write docs into {}: {e}", dir.display());
-                ExitCode::from(1)
-            }
-        };
-    }
-    if cli.hash_password {
-        return match hash_password() {
-            Ok(h) => {
-                println!("{h}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("taskmasterd: {e}");
-                ExitCode::from(1)
-            }
-        };
+    if cli.hash_password || cli.generate_docs.is_some() {
+        // The taskmasterd crate answers these two before it calls run (they need no spawner).
+        eprintln!("taskmasterd: --hash-password and --generate-docs are answered by the taskmasterd binary");
+        return ExitCode::from(2);
     }
     let path = match setup::find_config(cli.config.as_deref()) {
         Ok(p) => p,
@@ -141,35 +107,6 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Reads a password (twice, without echo, on a terminal; else one line of stdin) and returns its
-/// argon2id hash in PHC format, with a random salt.
-///
-/// # Errors
-/// Reading failed, the two entries differ, or the password is empty.
-pub fn hash_password() -> Result<String, String> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let password = if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
-        let a = rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
-        let b = rpassword::prompt_password("Again: ").map_err(|e| format!("cannot read the password: {e}"))?;
-        if a != b {
-            return Err("the two passwords differ".into());
-        }
-        a
-    } else {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
-        line.trim_end_matches(['\n', '\r']).to_owned()
-    };
-    if password.is_empty() {
-        return Err("empty password".into());
-    }
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("argon2: {e}"))
 }
 
 fn serve(config: Config, daemon: bool) -> Result<u8, String> {

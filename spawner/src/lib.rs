@@ -12,6 +12,9 @@
 //! directories, limits, the supervisor's uid), `paths.rs` (reaching a path as root without
 //! following what others can change), `man.rs` (taskmasterd(8)), `sys/` (every raw call, each
 //! wrapped once in a safe function).
+//!
+//! It does not link the supervisor's code: the `taskmasterd` crate picks the role from argv and
+//! links both libraries, and answers `--hash-password` and `--generate-docs` itself.
 
 pub mod child;
 pub mod children;

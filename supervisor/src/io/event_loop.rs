@@ -331,7 +331,12 @@ impl Edge {
                 SpawnerInput::SignalFailed { spawn_id: SpawnId(spawn_id), error }
             }
             SpawnEvent::DaemonSignal { signal } => match Signal::try_from(signal) {
-                Ok(sig) => return self.feed(Input::Signal(sig), now),
+                Ok(sig) => {
+                    if sig == Signal::SIGHUP {
+                        self.server.refresh_access();
+                    }
+                    return self.feed(Input::Signal(sig), now);
+                }
                 Err(_) => return self.io.log.warn(&format!("ignoring forwarded signal {}", signal_name(signal))),
             },
             SpawnEvent::ConfigChunk { more, data } => {

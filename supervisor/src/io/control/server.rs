@@ -5,7 +5,7 @@
 //! nothing about processes: parsed actions go to the core as [`ServerEvent::Action`], and an
 //! attached client's keystrokes to the edge's output side.
 
-use crate::access::grants_for;
+use crate::access::AccessCache;
 use crate::core::effects::{Peer, TailSource};
 use crate::core::ids::{ClientId, Slot};
 use crate::io::base::{client_key, Io, KEY_AUTH, KEY_LISTENER};
@@ -66,6 +66,8 @@ pub struct Server {
     socket: SocketConfig,
     /// Uids that are always admin (DESIGN §8; root is too).
     admins: Vec<u32>,
+    /// socket.access with its names resolved: accept makes no name-service lookup.
+    access: AccessCache,
     admission: Admission,
     auth_failures: AuthFailures,
     auth_worker: Option<AuthWorker>,
@@ -98,6 +100,7 @@ impl Server {
         Server {
             sessions: HashMap::new(),
             next_client: 0,
+            access: AccessCache::new(socket.access.clone(), admins.clone()),
             socket,
             admins,
             admission: Admission::new(admission::Limits::for_fd_limit(nofile)),
@@ -115,6 +118,12 @@ impl Server {
             followers: Vec::new(),
             events: Vec::new(),
         }
+    }
+
+    /// Resolves socket.access's users and groups again on the next connection (SIGHUP: the name
+    /// service may have changed where /etc/passwd and /etc/group do not show it).
+    pub fn refresh_access(&mut self) {
+        self.access.invalidate();
     }
 
     /// The control socket's path, for the start line.
@@ -184,7 +193,7 @@ impl Server {
             return;
         };
         let uid = cred.uid();
-        let grants = grants_for(uid, cred.gid(), &self.socket.access, &self.admins);
+        let grants = self.access.grants(uid, cred.gid(), now);
         // Room is kept for root, the daemon's own uids and those a rule makes admin; without
         // socket.access every peer acts as admin, but is capped like any other.
         let admin = uid == 0
