@@ -2,6 +2,28 @@
 
 use std::fmt;
 
+/// Why a program or process name was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Empty, or longer than 64 characters; holds the name.
+    #[error("program name '{0}' must have 1 to 64 characters")]
+    Length(String),
+    /// `all`, which addresses every program.
+    #[error("'all' is reserved: it addresses every program")]
+    Reserved,
+    /// A character outside `[A-Za-z0-9_.-]`.
+    #[error("program name '{name}' has '{bad}': use letters, digits, '_', '.' or '-'")]
+    Character {
+        /// The name.
+        name: String,
+        /// The first character refused.
+        bad: char,
+    },
+    /// What follows `:` in a process name is neither a number nor `*`; holds the whole name.
+    #[error("'{0}': the instance after ':' must be a number")]
+    Instance(String),
+}
+
 /// A process name as `status` prints it: the program name, then `:N` when the program has more
 /// than one instance (as supervisord names group members).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,16 +56,16 @@ impl fmt::Display for ProcessName {
 /// Checks a program name: 1 to 64 characters of `[A-Za-z0-9_.-]`, not `all`.
 ///
 /// # Errors
-/// A sentence saying what is wrong with the name.
-pub fn check_program_name(name: &str) -> Result<(), String> {
+/// [`NameError`]: the length, `all`, or the first character refused.
+pub fn check_program_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(format!("program name '{name}' must have 1 to 64 characters"));
+        return Err(NameError::Length(name.to_owned()));
     }
     if name == "all" {
-        return Err("'all' is reserved: it addresses every program".into());
+        return Err(NameError::Reserved);
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
-        return Err(format!("program name '{name}' has '{c}': use letters, digits, '_', '.' or '-'"));
+        return Err(NameError::Character { name: name.to_owned(), bad: c });
     }
     Ok(())
 }
@@ -64,18 +86,17 @@ impl Selector {
     /// Parses a name as typed on the command line.
     ///
     /// # Errors
-    /// The instance after `:` is not a number or `*`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// [`NameError::Instance`]: the instance after `:` is not a number or `*`.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
         if s == "all" {
             return Ok(Selector::All);
         }
         match s.split_once(':') {
             None => Ok(Selector::Program(s.to_owned())),
             Some((p, "*")) => Ok(Selector::Program(p.to_owned())),
-            Some((p, n)) => n
-                .parse()
-                .map(|n| Selector::Process(p.to_owned(), n))
-                .map_err(|_| format!("'{s}': the instance after ':' must be a number")),
+            Some((p, n)) => {
+                n.parse().map(|n| Selector::Process(p.to_owned(), n)).map_err(|_| NameError::Instance(s.to_owned()))
+            }
         }
     }
 }
@@ -97,7 +118,10 @@ mod tests {
         assert_eq!(Selector::parse("web:2"), Ok(Selector::Process("web".into(), 2)));
         assert!(Selector::parse("web:x").is_err());
         assert!(check_program_name("all").is_err());
-        assert!(check_program_name("a b").is_err());
+        assert_eq!(
+            check_program_name("a b").map_err(|e| e.to_string()),
+            Err("program name 'a b' has ' ': use letters, digits, '_', '.' or '-'".to_owned())
+        );
         assert!(check_program_name("web-1.x_y").is_ok());
     }
 }

@@ -3,50 +3,64 @@
 use nix::sys::signal::Signal;
 use std::str::FromStr;
 
+/// Why a size, mode or signal written in a config or on the command line was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Not a whole number with an optional `KB`, `MB` or `GB` suffix, or too large for 64 bits;
+    /// holds the text as given.
+    #[error("invalid size '{0}': expected a number with an optional KB, MB or GB suffix")]
+    Size(String),
+    /// Not octal digits, or larger than 0o7777; holds the text as given.
+    #[error("invalid octal mode '{0}': expected octal digits such as 022")]
+    Octal(String),
+    /// A number that is no signal on this system.
+    #[error("unknown signal number {0}")]
+    SignalNumber(i32),
+    /// A name that is no signal on this system; holds the text as given.
+    #[error("unknown signal '{0}'")]
+    SignalName(String),
+}
+
 /// Parses a byte size: a whole number with an optional `KB`, `MB` or `GB` suffix (powers of 1024,
 /// as supervisord's `byte_size`). Returns bytes.
 ///
 /// # Errors
-/// Not a number, or an unknown suffix.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+/// [`UnitError::Size`]: not a number, or an unknown suffix.
+pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let t = s.trim();
     let upper = t.to_ascii_uppercase();
     let (digits, mult) = [("GB", 1u64 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
         .iter()
         .find_map(|(suf, m)| upper.strip_suffix(suf).map(|d| (d.trim().to_owned(), *m)))
         .unwrap_or((upper.clone(), 1));
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("invalid size '{s}': expected a number with an optional KB, MB or GB suffix"))
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(|| UnitError::Size(s.to_owned()))
 }
 
 /// Parses a umask or file mode written in octal: `022`, `0o22`, `"022"` or `22` all mean 0o22.
 ///
 /// # Errors
-/// Not octal digits, or larger than 0o7777.
-pub fn parse_octal(s: &str) -> Result<u32, String> {
+/// [`UnitError::Octal`]: not octal digits, or larger than 0o7777.
+pub fn parse_octal(s: &str) -> Result<u32, UnitError> {
     let t = s.trim();
     let digits = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")).unwrap_or(t);
     match u32::from_str_radix(digits, 8) {
         Ok(v) if v <= 0o7777 && !digits.is_empty() => Ok(v),
-        _ => Err(format!("invalid octal mode '{s}': expected octal digits such as 022")),
+        _ => Err(UnitError::Octal(s.to_owned())),
     }
 }
 
 /// Parses a signal: a name with or without `SIG` in any case (`TERM`, `sigusr1`), or its number.
 ///
 /// # Errors
-/// No such signal on this system.
-pub fn parse_signal(s: &str) -> Result<Signal, String> {
+/// [`UnitError::SignalNumber`] or [`UnitError::SignalName`]: no such signal on this system.
+pub fn parse_signal(s: &str) -> Result<Signal, UnitError> {
     let t = s.trim();
     if let Ok(n) = t.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| format!("unknown signal number {n}"));
+        return Signal::try_from(n).map_err(|_| UnitError::SignalNumber(n));
     }
     let upper = t.to_ascii_uppercase();
     let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    Signal::from_str(&full).map_err(|_| format!("unknown signal '{s}'"))
+    Signal::from_str(&full).map_err(|_| UnitError::SignalName(s.to_owned()))
 }
 
 /// The signal's name as logs print it: `SIGTERM`.
@@ -63,7 +77,10 @@ mod tests {
         assert_eq!(parse_size("50MB"), Ok(50 << 20));
         assert_eq!(parse_size("1kb"), Ok(1024));
         assert_eq!(parse_size("123"), Ok(123));
-        assert!(parse_size("12XB").is_err());
+        assert_eq!(
+            parse_size("12XB").map_err(|e| e.to_string()),
+            Err("invalid size '12XB': expected a number with an optional KB, MB or GB suffix".to_owned())
+        );
     }
 
     #[test]
@@ -80,7 +97,8 @@ mod tests {
         assert_eq!(parse_signal("TERM"), Ok(Signal::SIGTERM));
         assert_eq!(parse_signal("sigusr1"), Ok(Signal::SIGUSR1));
         assert_eq!(parse_signal("9"), Ok(Signal::SIGKILL));
-        assert!(parse_signal("NOPE").is_err());
+        assert_eq!(parse_signal("NOPE").map_err(|e| e.to_string()), Err("unknown signal 'NOPE'".to_owned()));
+        assert_eq!(parse_signal("99").map_err(|e| e.to_string()), Err("unknown signal number 99".to_owned()));
         assert_eq!(signal_name(15), "SIGTERM");
     }
 }

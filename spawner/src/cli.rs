@@ -109,9 +109,40 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn serve(config: Config, daemon: bool) -> Result<u8, String> {
+/// Why taskmasterd could not start serving; each message is one line, printed after
+/// `taskmasterd: `.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    /// A thread was started before the spawner forks (a bug: fork would be unsafe).
+    #[error("the spawner must be single-threaded to fork safely")]
+    Threaded,
+    /// Daemon mode or the pidfile failed.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+    /// Limits, the supervisor's user or the control socket could not be set up.
+    #[error(transparent)]
+    Setup(#[from] setup::SetupError),
+    /// The supervisor could not be started.
+    #[error(transparent)]
+    Start(#[from] privdrop::StartError),
+    /// `socketpair` (the link) or `signalfd` failed.
+    #[error("{call}: {errno}")]
+    Sys {
+        /// The call.
+        call: &'static str,
+        /// Its errno.
+        errno: nix::errno::Errno,
+    },
+}
+
+/// Starts serving `config`: daemon mode, pidfile, limits, log directories, the control socket,
+/// the supervisor, then the spawner's loop. Returns the loop's exit code.
+///
+/// # Errors
+/// [`ServeError`]: any step before the loop runs.
+fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
     if !sys::is_single_threaded() {
-        return Err("the spawner must be single-threaded to fork safely".into());
+        return Err(ServeError::Threaded);
     }
     let report = if daemon { Some(crate::daemon::daemonize()?) } else { None };
     let _pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
@@ -128,8 +159,8 @@ fn serve(config: Config, daemon: bool) -> Result<u8, String> {
             r.ready(config.server.directory.as_deref())?;
         }
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| format!("socketpair: {e}"))?;
-        let sigfd = signal_fd().map_err(|e| format!("signalfd: {e}"))?;
+            .map_err(|errno| ServeError::Sys { call: "socketpair", errno })?;
+        let sigfd = signal_fd().map_err(|errno| ServeError::Sys { call: "signalfd", errno })?;
         let (supervisor, relay) = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
         drop(listener);

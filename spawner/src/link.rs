@@ -218,7 +218,7 @@ impl Spawner {
         }
     }
 
-    fn handle(&mut self, request: Request) -> Result<(), String> {
+    fn handle(&mut self, request: Request) -> Result<(), LinkError> {
         match (self.state, request) {
             (LinkState::AwaitHello, Request::Hello { version: VERSION }) => {
                 self.state = LinkState::Ready;
@@ -238,9 +238,7 @@ impl Spawner {
                 self.send_config();
                 Ok(())
             }
-            (LinkState::AwaitHello, Request::Hello { version }) => {
-                Err(format!("protocol version {version}, expected {VERSION}"))
-            }
+            (LinkState::AwaitHello, Request::Hello { version }) => Err(LinkError::Version(version)),
             (LinkState::Ready, Request::Spawn { token, program, instance, generation }) => {
                 self.spawn(token, &program, instance, generation);
                 Ok(())
@@ -266,7 +264,7 @@ impl Spawner {
                 }
                 Ok(())
             }
-            (state, other) => Err(format!("{other:?} is not permitted in state {state:?}")),
+            (state, other) => Err(LinkError::NotPermitted { request: Box::new(other), state }),
         }
     }
 
@@ -320,12 +318,12 @@ impl Spawner {
     }
 
     /// Makes the re-read config current for `programs` (all when empty).
-    fn commit(&mut self, generation: u64, programs: &[String]) -> Result<(), String> {
+    fn commit(&mut self, generation: u64, programs: &[String]) -> Result<(), LinkError> {
         let Some((cand_gen, candidate)) = self.candidate.as_ref() else {
-            return Err("commit without a re-read config".into());
+            return Err(LinkError::CommitWithoutReread);
         };
         if *cand_gen != generation {
-            return Err(format!("commit of generation {generation}, the re-read one is {cand_gen}"));
+            return Err(LinkError::CommitGeneration { generation, reread: *cand_gen });
         }
         if programs.is_empty() {
             let (server, socket) = (self.config.server.clone(), self.config.socket.clone());
@@ -497,11 +495,47 @@ impl SpawnFailure {
     }
 }
 
-fn notify(ready: bool, reloading: bool, stopping: bool, watchdog: bool, status: Option<&str>) -> Result<(), String> {
+/// Why the spawner refuses a request of the supervisor and ends the link (DESIGN §1: the
+/// privileged side trusts nothing from its child).
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    /// The supervisor's hello names another protocol version; holds that version.
+    #[error("protocol version {0}, expected {VERSION}")]
+    Version(u16),
+    /// A request the link's state does not permit (anything before the hello, a second hello).
+    #[error("{request:?} is not permitted in state {state:?}")]
+    NotPermitted {
+        /// The request refused.
+        request: Box<Request>,
+        /// The state the link was in.
+        state: LinkState,
+    },
+    /// `Commit` with no re-read config waiting.
+    #[error("commit without a re-read config")]
+    CommitWithoutReread,
+    /// `Commit` of another generation than the one re-read.
+    #[error("commit of generation {generation}, the re-read one is {reread}")]
+    CommitGeneration {
+        /// The generation the supervisor asked for.
+        generation: u64,
+        /// The generation of the re-read config.
+        reread: u64,
+    },
+    /// A `Notify` status longer than `MAX_STATUS` or holding a control character.
+    #[error("a notify status that is not one short printable line")]
+    NotifyStatus,
+}
+
+/// Tells the service manager (sd_notify) what the supervisor reports; a failure to send is
+/// logged, not returned.
+///
+/// # Errors
+/// [`LinkError::NotifyStatus`]: the status is not one short printable line.
+fn notify(ready: bool, reloading: bool, stopping: bool, watchdog: bool, status: Option<&str>) -> Result<(), LinkError> {
     use sd_notify::NotifyState;
     if let Some(s) = status {
         if s.len() > common::proto::spawn::MAX_STATUS || s.chars().any(char::is_control) {
-            return Err("a notify status that is not one short printable line".into());
+            return Err(LinkError::NotifyStatus);
         }
     }
     let mut states = Vec::new();

@@ -30,8 +30,43 @@ pub const LINK_FD: i32 = 3;
 /// The listening control socket.
 pub const LISTEN_FD: i32 = 4;
 
-fn high_dup(fd: &OwnedFd) -> Result<OwnedFd, String> {
-    crate::sys::dup_above(fd.as_fd(), 10).map_err(|e| format!("fcntl F_DUPFD_CLOEXEC: {e}"))
+/// Why the supervisor could not be started; each message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Our own executable, to re-execute, cannot be found (`/proc/self/exe`).
+    #[error("cannot find our own executable: {0}")]
+    Exe(std::io::Error),
+    /// The executable's path holds a NUL byte, so execve(2) cannot take it.
+    #[error("executable path has a NUL byte")]
+    ExeNul,
+    /// /dev/null, the supervisor's stdin, cannot be opened.
+    #[error("cannot open /dev/null: {0}")]
+    DevNull(Errno),
+    /// A system call of the preparation failed: `pipe2`, `fcntl F_DUPFD_CLOEXEC`,
+    /// `fcntl O_NONBLOCK`.
+    #[error("{call}: {errno}")]
+    Sys {
+        /// The call, as the message names it.
+        call: &'static str,
+        /// Its errno.
+        errno: Errno,
+    },
+    /// The fork, or a step of the child before exec (setuid, execve …), failed: the step and
+    /// errno are kept.
+    #[error("cannot start the supervisor: {0}")]
+    Spawn(#[source] child::SpawnError),
+    /// Our stderr cannot be duplicated for the relay.
+    #[error("dup stderr: {0}")]
+    DupStderr(std::io::Error),
+}
+
+/// `fd` duplicated at 10 or above, close-on-exec, so that placing the child's fds 0-4 cannot
+/// overwrite it.
+///
+/// # Errors
+/// [`StartError::Sys`] with the errno of `fcntl(F_DUPFD_CLOEXEC)`.
+fn high_dup(fd: &OwnedFd) -> Result<OwnedFd, StartError> {
+    crate::sys::dup_above(fd.as_fd(), 10).map_err(|errno| StartError::Sys { call: "fcntl F_DUPFD_CLOEXEC", errno })
 }
 
 /// The highest capability number of this kernel (/proc/sys/kernel/cap_last_cap), 40 when it
@@ -46,15 +81,15 @@ fn last_cap() -> u32 {
 /// pipe to our stderr.
 ///
 /// # Errors
-/// The exec path cannot be found, /dev/null or the pipe cannot be opened, or a step of the
-/// fork/drop/exec failed (named, with errno).
+/// [`StartError`]: the exec path cannot be found, /dev/null or the pipe cannot be opened, or a
+/// step of the fork/drop/exec failed (named, with errno).
 pub fn start_supervisor(
     link: &OwnedFd,
     listener: &OwnedFd,
     user: Option<&SupervisorUser>,
-) -> Result<(Pid, StderrRelay), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
-    let path = CString::new(exe.as_os_str().as_bytes()).map_err(|_| "executable path has a NUL byte".to_owned())?;
+) -> Result<(Pid, StderrRelay), StartError> {
+    let exe = std::env::current_exe().map_err(StartError::Exe)?;
+    let path = CString::new(exe.as_os_str().as_bytes()).map_err(|_| StartError::ExeNul)?;
     let argv = vec![CString::new("taskmasterd").unwrap_or_default(), CString::new(SUPERVISOR_ROLE).unwrap_or_default()];
     let env = crate::link::inherited_env()
         .filter_map(|(k, v)| {
@@ -65,8 +100,9 @@ pub fn start_supervisor(
         })
         .collect();
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
-    let (relay_r, relay_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+        .map_err(StartError::DevNull)?;
+    let (relay_r, relay_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| StartError::Sys { call: "pipe2", errno })?;
     let prepared = Prepared {
         exec: ExecVectors::new(path, argv, env),
         identity: user.map(|u| Identity { uid: u.uid, gid: u.gid, groups: vec![u.gid] }),
@@ -85,14 +121,14 @@ pub fn start_supervisor(
         drop_bounding: user.map(|_| last_cap()),
         no_new_privs: true,
     };
-    let pid = child::spawn(&prepared, &exe.display().to_string(), None)
-        .map_err(|e| format!("cannot start the supervisor: {e}"))?;
+    let pid = child::spawn(&prepared, &exe.display().to_string(), None).map_err(StartError::Spawn)?;
     // `prepared` (with its copies of the write end) drops here: the supervisor holds the only
     // one, so the relay reads EOF when it exits.
     drop(prepared);
     drop(relay_w);
-    let out = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| format!("dup stderr: {e}"))?;
-    Ok((pid, StderrRelay::new(relay_r, out).map_err(|e| format!("fcntl O_NONBLOCK: {e}"))?))
+    let out = std::io::stderr().as_fd().try_clone_to_owned().map_err(StartError::DupStderr)?;
+    let relay = StderrRelay::new(relay_r, out).map_err(|errno| StartError::Sys { call: "fcntl O_NONBLOCK", errno })?;
+    Ok((pid, relay))
 }
 
 /// Whether our stderr is journald's stream: `JOURNAL_STREAM` (`DEVICE:INODE`, set by systemd)

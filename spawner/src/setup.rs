@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 /// `/etc/taskmaster/taskmaster.yaml` (DESIGN §7).
 ///
 /// # Errors
-/// None of them exists; the message lists what was tried.
-pub fn find_config(flag: Option<&Path>) -> Result<PathBuf, String> {
+/// [`SetupError::NoConfig`]: none of them exists; the message lists what was tried.
+pub fn find_config(flag: Option<&Path>) -> Result<PathBuf, SetupError> {
     if let Some(p) = flag {
         return Ok(p.to_path_buf());
     }
@@ -31,30 +31,29 @@ pub fn find_config(flag: Option<&Path>) -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     let candidates = [PathBuf::from("taskmaster.yaml"), PathBuf::from("/etc/taskmaster/taskmaster.yaml")];
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        "no config file: give -c FILE or set TASKMASTER_CONFIG (tried ./taskmaster.yaml and /etc/taskmaster/taskmaster.yaml)".to_owned()
-    })
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or(SetupError::NoConfig)
 }
 
 /// Raises the soft RLIMIT_NOFILE and RLIMIT_NPROC to `minfds` and `minprocs` (and the hard
 /// limits too when root), as supervisord does at startup; children inherit them.
 ///
 /// # Errors
-/// The limit could not be raised: "minfds 100000 exceeds the hard limit 4096 …".
-pub fn raise_limits(config: &Config) -> Result<(), String> {
+/// [`SetupError::AboveHardLimit`], [`SetupError::Getrlimit`] or [`SetupError::Setrlimit`]: the
+/// limit could not be raised ("server.minfds 100000 exceeds the hard limit 4096 …").
+pub fn raise_limits(config: &Config) -> Result<(), SetupError> {
     for (res, want, key) in [
         (Resource::RLIMIT_NOFILE, config.server.minfds, "minfds"),
         (Resource::RLIMIT_NPROC, config.server.minprocs, "minprocs"),
     ] {
-        let (soft, hard) = getrlimit(res).map_err(|e| format!("getrlimit: {e}"))?;
+        let (soft, hard) = getrlimit(res).map_err(SetupError::Getrlimit)?;
         if soft >= want {
             continue;
         }
         let is_root = Uid::effective().is_root();
         if want > hard && !is_root {
-            return Err(format!("server.{key} {want} exceeds the hard limit {hard}; lower it or start as root"));
+            return Err(SetupError::AboveHardLimit { key, want, hard });
         }
-        setrlimit(res, want, hard.max(want)).map_err(|e| format!("setrlimit {key} {want}: {e}"))?;
+        setrlimit(res, want, hard.max(want)).map_err(|errno| SetupError::Setrlimit { key, want, errno })?;
     }
     Ok(())
 }
@@ -66,6 +65,34 @@ pub const DYNAMIC_UIDS: std::ops::RangeInclusive<u32> = 61184..=65519;
 /// Why the spawner cannot set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// No `-c`, no `$TASKMASTER_CONFIG`, and neither default file exists.
+    #[error(
+        "no config file: give -c FILE or set TASKMASTER_CONFIG (tried ./taskmaster.yaml and /etc/taskmaster/taskmaster.yaml)"
+    )]
+    NoConfig,
+    /// getrlimit(2) failed.
+    #[error("getrlimit: {0}")]
+    Getrlimit(Errno),
+    /// `server.minfds` or `server.minprocs` exceeds the hard limit, which only root may raise.
+    #[error("server.{key} {want} exceeds the hard limit {hard}; lower it or start as root")]
+    AboveHardLimit {
+        /// `minfds` or `minprocs`.
+        key: &'static str,
+        /// The configured minimum.
+        want: u64,
+        /// The hard limit in force.
+        hard: u64,
+    },
+    /// setrlimit(2) refused the new limits.
+    #[error("setrlimit {key} {want}: {errno}")]
+    Setrlimit {
+        /// `minfds` or `minprocs`.
+        key: &'static str,
+        /// The configured minimum.
+        want: u64,
+        /// Its errno.
+        errno: Errno,
+    },
     /// `server.user` (or `taskmaster`) is uid 0.
     #[error("server.user '{0}' is root: the supervisor must not run as root")]
     RootSupervisor(String),
@@ -105,12 +132,6 @@ pub enum SetupError {
         /// Why.
         source: PathError,
     },
-}
-
-impl From<SetupError> for String {
-    fn from(e: SetupError) -> String {
-        e.to_string()
-    }
 }
 
 /// Who the supervisor runs as when taskmasterd starts as root: a uid of its own, with

@@ -2,7 +2,7 @@
 //! removed, or changed, and whether a change reshapes the process (restart), only scales it
 //! (numprocs) or only touches supervision (applied in place).
 
-use super::model::{Config, Program};
+use super::model::{Config, Program, Stream, StreamLog};
 use serde::{Deserialize, Serialize};
 
 /// How a changed program is brought in line.
@@ -90,50 +90,90 @@ macro_rules! compare {
     };
 }
 
-/// The keys of a program that shape its process.
-fn shape_fields(a: &Program, b: &Program) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    compare!(out, a, b, command => "command");
-    compare!(out, a, b, numprocs_start => "numprocs_start");
-    compare!(out, a, b, user => "user");
-    compare!(out, a, b, directory => "directory");
-    compare!(out, a, b, umask => "umask");
-    compare!(out, a, b, environment => "environment");
-    compare!(out, a, b, stdout.target => "stdout_logfile");
-    compare!(out, a, b, stderr.target => "stderr_logfile");
-    compare!(out, a, b, redirect_stderr => "redirect_stderr");
-    compare!(out, a, b, pty => "pty");
-    compare!(out, a, b, capabilities => "capabilities");
-    out
+/// The keys of `a` and `b` that differ, sorted by what a change to them requires: those that
+/// shape the process, `numprocs`, and those that only change how it is supervised, each in
+/// config order.
+///
+/// Every field of [`Program`] and [`StreamLog`] is named in the destructuring below, with no
+/// `..`: a field added to either does not compile until it is given a kind here, so no new key
+/// can escape reload unnoticed (the test `every_field_has_a_kind` relies on this).
+fn changed_fields(a: &Program, b: &Program) -> (Vec<&'static str>, bool, Vec<&'static str>) {
+    let Program {
+        // The key itself: programs are matched by name, so it never differs here.
+        name: _,
+        command,
+        numprocs,
+        numprocs_start,
+        priority,
+        autostart,
+        autorestart,
+        exitcodes,
+        startsecs,
+        startretries,
+        stopsignal,
+        stopwaitsecs,
+        stopasgroup,
+        killasgroup,
+        user,
+        directory,
+        umask,
+        environment,
+        stdout,
+        stderr,
+        redirect_stderr,
+        pty,
+        capabilities,
+    } = a;
+    let (out_shape, out_supervision) = stream_fields(stdout, &b.stdout, Stream::Stdout);
+    let (err_shape, err_supervision) = stream_fields(stderr, &b.stderr, Stream::Stderr);
+    let keep = |differs: bool, key: &'static str| differs.then_some(key);
+    let shape = [
+        keep(*command != b.command, "command"),
+        keep(*numprocs_start != b.numprocs_start, "numprocs_start"),
+        keep(*user != b.user, "user"),
+        keep(*directory != b.directory, "directory"),
+        keep(*umask != b.umask, "umask"),
+        keep(*environment != b.environment, "environment"),
+        out_shape,
+        err_shape,
+        keep(*redirect_stderr != b.redirect_stderr, "redirect_stderr"),
+        keep(*pty != b.pty, "pty"),
+        keep(*capabilities != b.capabilities, "capabilities"),
+    ];
+    let supervision = [
+        keep(*priority != b.priority, "priority"),
+        keep(*autostart != b.autostart, "autostart"),
+        keep(*autorestart != b.autorestart, "autorestart"),
+        keep(*exitcodes != b.exitcodes, "exitcodes"),
+        keep(*startsecs != b.startsecs, "startsecs"),
+        keep(*startretries != b.startretries, "startretries"),
+        keep(*stopsignal != b.stopsignal, "stopsignal"),
+        keep(*stopwaitsecs != b.stopwaitsecs, "stopwaitsecs"),
+        keep(*stopasgroup != b.stopasgroup, "stopasgroup"),
+        keep(*killasgroup != b.killasgroup, "killasgroup"),
+    ];
+    let shape = shape.into_iter().flatten().collect();
+    let supervision = supervision.into_iter().flatten().chain(out_supervision).chain(err_supervision).collect();
+    (shape, *numprocs != b.numprocs, supervision)
 }
 
-/// The keys of a program that only change how it is supervised.
-fn supervision_fields(a: &Program, b: &Program) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    compare!(out, a, b, priority => "priority");
-    compare!(out, a, b, autostart => "autostart");
-    compare!(out, a, b, autorestart => "autorestart");
-    compare!(out, a, b, exitcodes => "exitcodes");
-    compare!(out, a, b, startsecs => "startsecs");
-    compare!(out, a, b, startretries => "startretries");
-    compare!(out, a, b, stopsignal => "stopsignal");
-    compare!(out, a, b, stopwaitsecs => "stopwaitsecs");
-    compare!(out, a, b, stopasgroup => "stopasgroup");
-    compare!(out, a, b, killasgroup => "killasgroup");
-    compare!(out, a, b, stdout.maxbytes => "stdout_logfile_maxbytes");
-    compare!(out, a, b, stdout.backups => "stdout_logfile_backups");
-    compare!(out, a, b, stdout.syslog => "stdout_syslog");
-    compare!(out, a, b, stderr.maxbytes => "stderr_logfile_maxbytes");
-    compare!(out, a, b, stderr.backups => "stderr_logfile_backups");
-    compare!(out, a, b, stderr.syslog => "stderr_syslog");
-    out
+/// The keys of one stream's log settings that differ: the target shapes the process (its fd),
+/// the rest only supervision. Destructured in full for the reason [`changed_fields`] gives.
+fn stream_fields(a: &StreamLog, b: &StreamLog, stream: Stream) -> (Option<&'static str>, Vec<&'static str>) {
+    let StreamLog { target, maxbytes, backups, syslog } = a;
+    let keys = match stream {
+        Stream::Stdout => ["stdout_logfile", "stdout_logfile_maxbytes", "stdout_logfile_backups", "stdout_syslog"],
+        Stream::Stderr => ["stderr_logfile", "stderr_logfile_maxbytes", "stderr_logfile_backups", "stderr_syslog"],
+    };
+    let shape = (*target != b.target).then_some(keys[0]);
+    let supervision =
+        [(*maxbytes != b.maxbytes, keys[1]), (*backups != b.backups, keys[2]), (*syslog != b.syslog, keys[3])];
+    (shape, supervision.into_iter().filter(|(d, _)| *d).map(|(_, k)| k).collect())
 }
 
 /// Compares two programs of the same name; `None` when they are equal.
 pub fn diff_program(old: &Program, new: &Program) -> Option<ProgramChange> {
-    let shape = shape_fields(old, new);
-    let scale = old.numprocs != new.numprocs;
-    let supervision = supervision_fields(old, new);
+    let (shape, scale, supervision) = changed_fields(old, new);
     let kind = match (shape.is_empty(), scale, supervision.is_empty()) {
         (true, false, true) => return None,
         (false, _, _) => ChangeKind::Reshape,
@@ -247,5 +287,27 @@ mod tests {
         let new = cfg("  a:\n    command: y\n  b:\n    command: z\n");
         let plan = diff(&old, &new).only(&["b".to_owned()]);
         assert_eq!((plan.added.len(), plan.changed.len()), (1, 0));
+    }
+
+    /// Every key of a program has a kind: `changed_fields` destructures `Program` and
+    /// `StreamLog` with every field named, so adding a field without deciding what its change
+    /// requires fails to compile (this test then does not build). Here each key, changed
+    /// alone, is reported under its own name.
+    #[test]
+    fn every_field_has_a_kind() {
+        let base = cfg("  a:\n    command: x\n");
+        let one = |key: &str, value: &str| {
+            let new = cfg(&format!("  a:\n    command: x\n    {key}: {value}\n"));
+            diff(&base, &new).changed.into_iter().next().map(|c| (c.kind, c.fields))
+        };
+        assert_eq!(one("numprocs", "2"), Some((ChangeKind::Scale, vec!["numprocs".to_owned()])));
+        assert_eq!(one("stopwaitsecs", "3"), Some((ChangeKind::Supervision, vec!["stopwaitsecs".to_owned()])));
+        assert_eq!(
+            one("stderr_logfile_maxbytes", "1KB"),
+            Some((ChangeKind::Supervision, vec!["stderr_logfile_maxbytes".to_owned()]))
+        );
+        assert_eq!(one("directory", "/tmp"), Some((ChangeKind::Reshape, vec!["directory".to_owned()])));
+        let p = &base.programs[0];
+        assert_eq!(changed_fields(p, p), (vec![], false, vec![]));
     }
 }

@@ -419,8 +419,8 @@ impl Core {
 
     fn signal(&mut self, to: ReplyTo, req: &Request, targets: &[Target], out: &mut Out) {
         let sig = match req.args.get("signal") {
-            Some(serde_json::Value::String(s)) => parse_signal(s),
-            Some(serde_json::Value::Number(n)) => parse_signal(&n.to_string()),
+            Some(serde_json::Value::String(s)) => parse_signal(s).map_err(|e| e.to_string()),
+            Some(serde_json::Value::Number(n)) => parse_signal(&n.to_string()).map_err(|e| e.to_string()),
             _ => Err("signal needs a signal name or number".to_owned()),
         };
         let sig = match sig {

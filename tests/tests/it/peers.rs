@@ -320,7 +320,7 @@ fn a_viewers_followers_that_never_read_cannot_starve_roots_follower() {
     let d = Daemon::start_socket(
         s,
         "  chmod: 0777\n  access:\n    - {user: tmt_lazy, role: viewer}\n",
-        "programs:\n  chatty:\n    command: sh -c 'while :; do head -c 1048576 /dev/zero | tr \"\\\\0\" x; done'\n    startsecs: 0\n    stdout_logfile_maxbytes: 8MB\n    stdout_logfile_backups: 1\n",
+        "programs:\n  chatty:\n    command: sh -c 'while :; do head -c 1048576 /dev/zero | tr \"\\\\0\" x; sleep 0.1; done'\n    startsecs: 0\n    stdout_logfile_maxbytes: 8MB\n    stdout_logfile_backups: 1\n",
     );
     d.wait_state("chatty", "RUNNING", SOON);
     let mut lazy = Command::new(&probe)
@@ -333,7 +333,9 @@ fn a_viewers_followers_that_never_read_cannot_starve_roots_follower() {
         .unwrap();
     let mut report = String::new();
     BufReader::new(lazy.stdout.take().unwrap()).read_line(&mut report).unwrap();
-    // Root follows and reads for 5 s: it is never the one dropped.
+    // Root follows and reads for 5 s: it is never the one dropped. (chatty writes about 10 MB/s,
+    // which a reader keeps up with even on a loaded machine; the viewer's 40 followers pass their
+    // uid's 16 MiB share within a second.)
     let mut root = Raw::connect(&d);
     root.send(
         "{\"id\": 1, \"action\": \"tail\", \"names\": [\"chatty\"], \"args\": {\"follow\": true, \"bytes\": 0}}\n",
