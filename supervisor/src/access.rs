@@ -248,6 +248,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_action_has_the_role_design_gives_it() {
+        // DESIGN §8: viewer (status, tail, maintail, pid, avail), operator (+ start, stop,
+        // restart, signal, fg, clear), admin (+ reread, update, reload, shutdown); `version` and
+        // `auth` need no more than a viewer.
+        let expected = |a: Action| match a.as_str() {
+            "status" | "tail" | "maintail" | "pid" | "avail" | "version" | "auth" => Role::Viewer,
+            "start" | "stop" | "restart" | "signal" | "attach" | "clear" => Role::Operator,
+            "reread" | "update" | "reload" | "shutdown" => Role::Admin,
+            other => panic!("action {other} has no role in DESIGN §8"),
+        };
+        for a in Action::ALL {
+            assert_eq!(required_role(a), expected(a), "{a}");
+        }
+    }
+
+    #[test]
     fn roles_are_narrowed_by_program_globs() {
         let g =
             Grants::Rules(vec![(Role::Viewer, vec![]), (Role::Operator, vec![glob::Pattern::new("web*").unwrap()])]);
