@@ -355,6 +355,25 @@ fn a_reload_plan_adds_removes_and_scales() {
 }
 
 #[test]
+fn numprocs_up_starts_only_the_new_instances_and_is_answered_at_once() {
+    let before = "  n:\n    command: /bin/n\n    numprocs: 2\n    startsecs: 0\n";
+    let after = "  n:\n    command: /bin/n\n    numprocs: 4\n    startsecs: 0\n";
+    let mut s = Sim::new(before);
+    let fx = s.feed(Input::Boot);
+    s.spawn_all(&fx);
+    let kept = (s.spawn_id("n:0"), s.spawn_id("n:1"));
+    let fx = s.ask(admin(), Action::Update, &[]);
+    let fx = s.reread(&fx, after, 2);
+    let mut started: Vec<u32> = spawns(&fx).into_iter().map(|(_, _, instance)| instance).collect();
+    started.sort();
+    assert_eq!(started, [2, 3], "only the new instances start");
+    assert!(signals(&fx).is_empty(), "nothing is stopped");
+    let l = lines(&replies(&fx)[0]);
+    assert_eq!(l, ["n: updated process group (numprocs)"], "nothing to wait for: answered at once");
+    assert_eq!((s.spawn_id("n:0"), s.spawn_id("n:1")), kept, "the kept instances keep their child");
+}
+
+#[test]
 fn restore_binds_live_children_and_kills_strangers() {
     let programs = "  slow:\n    command: /bin/s\n    startsecs: 5\n  quick:\n    command: /bin/q\n    startsecs: 1\n  idle:\n    command: /bin/i\n";
     let t0 = Instant::now();
