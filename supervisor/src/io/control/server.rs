@@ -24,6 +24,7 @@ use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Most unsent reply bytes kept for one client before it is dropped (8 MiB).
@@ -393,23 +394,31 @@ impl Server {
 
     fn send_line(&mut self, io: &mut Io, id: ClientId, mut line: Vec<u8>) {
         line.push(b'\n');
-        self.send_bytes(io, id, &line);
+        self.send_shared(io, id, &[Rc::from(line)]);
     }
 
     /// Queues bytes for a client and writes what the socket takes; drops a client whose queue
     /// passes [`MAX_PENDING`], or that would take the clients' unsent output together past
     /// [`admission::OUTPUT_BUDGET`].
     pub fn send_bytes(&mut self, io: &mut Io, id: ClientId, bytes: &[u8]) {
+        self.send_shared(io, id, &[Rc::from(bytes)]);
+    }
+
+    /// Queues `segments`, one message, for a client without copying them (they may be queued
+    /// for other clients too), and writes what the socket takes. Each client is charged every
+    /// byte it holds, shared or not, against [`MAX_PENDING`], [`admission::OUTPUT_PER_UID`]
+    /// and [`admission::OUTPUT_BUDGET`], as [`Server::send_bytes`] does.
+    fn send_shared(&mut self, io: &mut Io, id: ClientId, segments: &[Rc<[u8]>]) {
         let Some(c) = self.sessions.get(&id) else { return };
+        let len: usize = segments.iter().map(|s| s.len()).sum();
         let uid = c.uid;
         let uid_total = self.out_by_uid.get(&uid).copied().unwrap_or(0);
         let capped = !self.admins.contains(&uid) && uid != 0;
-        if c.outbuf.len() + bytes.len() > MAX_PENDING || (capped && uid_total + bytes.len() > admission::OUTPUT_PER_UID)
-        {
+        if c.outbuf.len() + len > MAX_PENDING || (capped && uid_total + len > admission::OUTPUT_PER_UID) {
             return self.drop_unread(io, id, Instant::now());
         }
         // Past the global budget, the client holding the most goes first (whoever writes).
-        while self.out_total + bytes.len() > admission::OUTPUT_BUDGET {
+        while self.out_total + len > admission::OUTPUT_BUDGET {
             let Some(biggest) = self.sessions.iter().max_by_key(|(_, c)| c.outbuf.len()).map(|(k, _)| *k) else {
                 break;
             };
@@ -419,9 +428,11 @@ impl Server {
             }
         }
         let Some(c) = self.sessions.get_mut(&id) else { return };
-        c.outbuf.extend(bytes);
-        self.out_total += bytes.len();
-        *self.out_by_uid.entry(uid).or_default() += bytes.len();
+        for s in segments {
+            c.outbuf.push(Rc::clone(s));
+        }
+        self.out_total += len;
+        *self.out_by_uid.entry(uid).or_default() += len;
         self.flush(io, id);
     }
 
@@ -456,10 +467,10 @@ impl Server {
         let Some(c) = self.sessions.get_mut(&id) else { return };
         let Some(Source::Client(s)) = io.w.get_mut(client_key(id)) else { return };
         while !c.outbuf.is_empty() {
-            match s.write(c.outbuf.as_slices().0) {
+            match s.write_vectored(&c.outbuf.slices()) {
                 Ok(0) => break,
                 Ok(n) => {
-                    c.outbuf.drain(..n);
+                    c.outbuf.consume(n);
                     self.out_total -= n;
                     if let Some(u) = self.out_by_uid.get_mut(&c.uid) {
                         *u -= n;
@@ -493,7 +504,8 @@ impl Server {
 
     /// Starts following `source` for a client's request `id`.
     pub fn follow(&mut self, client: ClientId, id: u64, source: TailSource) {
-        self.followers.push(Follower { client, id, source });
+        let prefix = format!("{{\"id\":{id},\"stream\":{{\"data\":\"");
+        self.followers.push(Follower { client, id, source, prefix: Rc::from(prefix.into_bytes()) });
     }
 
     /// Whether anyone follows anything.
@@ -501,17 +513,18 @@ impl Server {
         !self.followers.is_empty()
     }
 
-    /// Sends `bytes` to the followers of `source` (base64).
+    /// Sends `bytes` to the followers of `source` (base64), each as the line
+    /// `{"id":N,"stream":{"data":"…"}}`: the base64 and the line's end are encoded once and
+    /// shared by every follower's queue; only the small prefix with its request id is its own.
     pub fn feed_followers(&mut self, io: &mut Io, source: TailSource, bytes: &[u8]) {
         if !self.followers.iter().any(|f| f.source == source) {
             return;
         }
-        let data = B64.encode(bytes);
-        let targets: Vec<(ClientId, u64)> =
-            self.followers.iter().filter(|f| f.source == source).map(|f| (f.client, f.id)).collect();
-        for (client, id) in targets {
-            let line = serde_json::to_vec(&json!({ "id": id, "stream": { "data": data } })).unwrap_or_default();
-            self.send_line(io, client, line);
+        let body = stream_line_body(bytes);
+        let targets: Vec<(ClientId, Rc<[u8]>)> =
+            self.followers.iter().filter(|f| f.source == source).map(|f| (f.client, Rc::clone(&f.prefix))).collect();
+        for (client, prefix) in targets {
+            self.send_shared(io, client, &[prefix, Rc::clone(&body)]);
         }
     }
 
@@ -578,15 +591,14 @@ impl Server {
 
     /// Sends bytes to one client as data frames.
     pub fn send_frame_data(&mut self, io: &mut Io, client: ClientId, bytes: &[u8]) {
-        for chunk in bytes.chunks(common::proto::attach::MAX_PAYLOAD) {
-            let mut frame = Vec::with_capacity(chunk.len() + 5);
-            Frame::encode_data(chunk, &mut frame);
-            self.send_bytes(io, client, &frame);
+        for frame in data_frames(bytes) {
+            self.send_shared(io, client, &[frame]);
         }
     }
 
-    /// Sends program output to the clients attached to `slot`. A client more than
-    /// [`LAG_BYTES`] behind gets nothing more until it has caught up, then a redraw.
+    /// Sends program output to the clients attached to `slot`: its data frames are encoded once
+    /// and shared by every client's queue. A client more than [`LAG_BYTES`] behind gets nothing
+    /// more until it has caught up, then a redraw.
     pub fn feed_attached(&mut self, io: &mut Io, slot: Slot, bytes: &[u8]) {
         let mut clients = Vec::new();
         for (id, c) in self.sessions.iter_mut().filter(|(_, c)| c.attached.as_ref().is_some_and(|a| a.0 == slot)) {
@@ -596,8 +608,14 @@ impl Server {
                 clients.push(*id);
             }
         }
+        if clients.is_empty() {
+            return;
+        }
+        let frames = data_frames(bytes);
         for c in clients {
-            self.send_frame_data(io, c, bytes);
+            for frame in &frames {
+                self.send_shared(io, c, std::slice::from_ref(frame));
+            }
         }
     }
 
@@ -737,5 +755,78 @@ impl Server {
                 self.process_input(io, client, now);
             }
         }
+    }
+}
+
+/// `bytes` as attach data frames (`[kind][len][payload]`, at most
+/// [`common::proto::attach::MAX_PAYLOAD`] bytes of payload each), ready to share.
+fn data_frames(bytes: &[u8]) -> Vec<Rc<[u8]>> {
+    bytes
+        .chunks(common::proto::attach::MAX_PAYLOAD)
+        .map(|chunk| {
+            let mut frame = Vec::with_capacity(chunk.len() + 5);
+            Frame::encode_data(chunk, &mut frame);
+            Rc::from(frame)
+        })
+        .collect()
+}
+
+/// The part of a `tail -f` stream line after its follower's prefix: `bytes` in base64 (whose
+/// alphabet needs no JSON escape), then `"}}` and the newline.
+fn stream_line_body(bytes: &[u8]) -> Rc<[u8]> {
+    let mut body = String::with_capacity(bytes.len().div_ceil(3) * 4 + 4);
+    B64.encode_string(bytes, &mut body);
+    body.push_str("\"}}\n");
+    Rc::from(body.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::control::session::OutQueue;
+
+    #[test]
+    fn a_follower_line_is_the_json_it_replaces() {
+        for (id, bytes) in [(0u64, &b""[..]), (7, b"hello\n"), (u64::MAX, b"\x00\xff\"\\ \xe2\x82")] {
+            let prefix = format!("{{\"id\":{id},\"stream\":{{\"data\":\"");
+            let mut line = prefix.into_bytes();
+            line.extend_from_slice(&stream_line_body(bytes));
+            let mut want = serde_json::to_vec(&json!({ "id": id, "stream": { "data": B64.encode(bytes) } })).unwrap();
+            want.push(b'\n');
+            assert_eq!(line, want);
+        }
+    }
+
+    #[test]
+    fn data_frames_split_at_the_payload_limit() {
+        let max = common::proto::attach::MAX_PAYLOAD;
+        let bytes = vec![b'x'; max + 3];
+        let frames = data_frames(&bytes);
+        assert_eq!(frames.iter().map(|f| f.len()).collect::<Vec<_>>(), [max + 5, 8]);
+        let mut want = Vec::new();
+        Frame::encode_data(&bytes[..max], &mut want);
+        assert_eq!(&*frames[0], &want[..]);
+    }
+
+    #[test]
+    fn the_queue_is_a_cursor_over_shared_segments() {
+        let shared: Rc<[u8]> = Rc::from(&b"abcdef"[..]);
+        let (mut a, mut b) = (OutQueue::default(), OutQueue::default());
+        for q in [&mut a, &mut b] {
+            q.push(Rc::clone(&shared));
+            q.push(Rc::from(&b""[..]));
+            q.push(Rc::from(&b"gh"[..]));
+        }
+        assert_eq!(Rc::strong_count(&shared), 3);
+        assert_eq!((a.len(), b.len()), (8, 8));
+        a.consume(4);
+        let flat = |q: &OutQueue| q.slices().iter().flat_map(|s| s.to_vec()).collect::<Vec<u8>>();
+        assert_eq!((a.len(), flat(&a)), (4, b"efgh".to_vec()));
+        a.consume(3);
+        assert_eq!(flat(&a), b"h");
+        assert_eq!(Rc::strong_count(&shared), 2);
+        a.consume(1);
+        assert!(a.is_empty() && a.slices().is_empty());
+        assert_eq!(flat(&b), b"abcdefgh");
     }
 }
