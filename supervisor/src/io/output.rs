@@ -71,7 +71,9 @@ pub enum ReadOutcome {
 
 /// Every process's output side, by slot.
 pub struct Outputs {
-    by_slot: HashMap<Slot, Output>,
+    /// Boxed: an `Output` is over 1 KiB and a map keeps spare buckets, so a thousand quiet
+    /// programs would otherwise cost the spare buckets' size in full (bench: daemon PSS).
+    by_slot: HashMap<Slot, Box<Output>>,
     pipes: HashMap<usize, (Slot, Stream)>,
     by_spawn: HashMap<SpawnId, Slot>,
     childlogdir: PathBuf,
@@ -102,14 +104,16 @@ impl Outputs {
     /// A process exists with this config: its logs follow it (reopened only if their settings
     /// changed).
     pub fn configure(&mut self, slot: Slot, program: Rc<Program>, instance: u32) {
-        let o = self.by_slot.entry(slot).or_insert_with(|| Output {
-            program: Rc::clone(&program),
-            name: String::new(),
-            logs: [ChildLog::default(), ChildLog::default()],
-            err_line: LastLine::default(),
-            pty: None,
-            stdin: None,
-            pending_exit: None,
+        let o = self.by_slot.entry(slot).or_insert_with(|| {
+            Box::new(Output {
+                program: Rc::clone(&program),
+                name: String::new(),
+                logs: [ChildLog::default(), ChildLog::default()],
+                err_line: LastLine::default(),
+                pty: None,
+                stdin: None,
+                pending_exit: None,
+            })
         });
         o.name = program.process_name(instance).to_string();
         for (idx, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
@@ -130,12 +134,12 @@ impl Outputs {
 
     /// The output side of `slot`.
     pub fn get(&self, slot: Slot) -> Option<&Output> {
-        self.by_slot.get(&slot)
+        self.by_slot.get(&slot).map(|o| &**o)
     }
 
     /// The output side of `slot`, to write to.
     pub fn get_mut(&mut self, slot: Slot) -> Option<&mut Output> {
-        self.by_slot.get_mut(&slot)
+        self.by_slot.get_mut(&slot).map(|o| &mut **o)
     }
 
     /// Watches the fds a spawn brought for `slot` (`set` says which they are, in order).
