@@ -113,7 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
 /// `taskmasterd: `.
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
-    /// A thread was started before the spawner forks (a bug: fork would be unsafe).
+    /// A thread was started before the spawner forks (a bug: forking then could deadlock the child).
     #[error("the spawner must be single-threaded to fork safely")]
     Threaded,
     /// Daemon mode or the pidfile failed.

@@ -10,7 +10,7 @@
 //! spawner's inventory. `io/` does and decides nothing: it owns every fd (poll loop, spawner
 //! link, control server and sessions, attach relays, log writers, confinement at start) and
 //! translates between fds and the core's inputs and effects. `access.rs` (roles, shared by
-//! both) and `sys.rs` (mechanism, the crate's only unsafe code) are leaves. The modules import
+//! both) and `sys.rs` (mechanism, the crate's only raw calls) are leaves. The modules import
 //! one another in one direction only: `io` → `core` → `access`, `sys`.
 //!
 //! What it trusts: the spawner (its parent) for the config and the children's fds; nothing
