@@ -69,21 +69,21 @@ fn plant(link: &Path, target: &Path, uid: u32) {
     lchown(link, Some(uid), None).unwrap();
 }
 
-fn tools_present() -> bool {
+/// The uid of the less trusted user who plants links (created if need be), or `None` (the
+/// test skips, saying why) when useradd is not installed.
+fn planter() -> Option<u32> {
     let ok = std::process::Command::new("sh").args(["-c", "command -v useradd"]).status().is_ok_and(|s| s.success());
     if !ok {
         tests::skip("useradd is not installed");
+        return None;
     }
-    ok
+    Some(ensure_user(PLANTER).uid.as_raw())
 }
 
 #[test]
 fn planted_log_symlinks_survive_start_sigusr2_update_and_reload_with_their_targets_untouched() {
     require_root!();
-    if !tools_present() {
-        return;
-    }
-    let planter = ensure_user(PLANTER).uid.as_raw();
+    let Some(planter) = planter() else { return };
     let s = Scratch::new();
     let secret = Secret::new(&s);
     // A log directory that a program's user may write (a less trusted user plants links there).
@@ -154,10 +154,7 @@ fn write_config(s: &Scratch, server_extra: &str, socket: Option<&Path>) -> PathB
 #[test]
 fn a_pidfile_symlink_is_never_followed() {
     require_root!();
-    if !tools_present() {
-        return;
-    }
-    let planter = ensure_user(PLANTER).uid.as_raw();
+    let Some(planter) = planter() else { return };
     let s = Scratch::new();
     let secret = Secret::new(&s);
     // In a directory the planter may write: refused, whatever is there.
@@ -180,10 +177,7 @@ fn a_pidfile_symlink_is_never_followed() {
 #[test]
 fn a_socket_directory_a_less_trusted_user_can_write_is_refused() {
     require_root!();
-    if !tools_present() {
-        return;
-    }
-    let planter = ensure_user(PLANTER).uid.as_raw();
+    let Some(planter) = planter() else { return };
     let s = Scratch::new();
     let theirs = dir_of(&s.path("their-run"), planter, 0o755);
     let config = write_config(&s, "", Some(&theirs.join("tm.sock")));

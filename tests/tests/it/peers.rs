@@ -244,15 +244,22 @@ fn a_tail_of_a_terabyte_reads_only_the_end_of_the_files() {
     assert!(after < before + 16 * 1024, "peak RSS went from {before} KiB to {after} KiB");
 }
 
+/// A daemon whose socket any user may open (mode 0777), with one `socket.access` rule, and the
+/// probe copied where any user can run it.
+fn open_socket_daemon(rule: &str, programs: &str) -> (Daemon, std::path::PathBuf) {
+    let s = Scratch::new();
+    let probe = s.probe(&probe());
+    let d = Daemon::start_socket(s, &format!("  chmod: 0777\n  access:\n    - {rule}\n"), programs);
+    (d, probe)
+}
+
 #[test]
 fn a_peer_with_no_role_cannot_flood_the_main_log() {
     require_root!();
     let outsider = ensure_user("tmt_norole");
-    let s = Scratch::new();
-    let probe = s.probe(&probe());
-    let d = Daemon::start_socket(
-        s,
-        "  chmod: 0777\n  access:\n    - {user: nobody, role: viewer}\n",
+    // The only rule names another user: this one matches none.
+    let (d, probe) = open_socket_daemon(
+        "{user: nobody, role: viewer}",
         "programs:\n  p:\n    command: sleep 1000\n    startsecs: 0\n",
     );
     // 100 connections one after the other, each pipelining 500 requests: one refusal each,
@@ -315,11 +322,8 @@ fn parallel_connections_of_one_uid_guess_no_faster_than_one() {
 fn a_viewers_followers_that_never_read_cannot_starve_roots_follower() {
     require_root!();
     let viewer = ensure_user("tmt_lazy");
-    let s = Scratch::new();
-    let probe = s.probe(&probe());
-    let d = Daemon::start_socket(
-        s,
-        "  chmod: 0777\n  access:\n    - {user: tmt_lazy, role: viewer}\n",
+    let (d, probe) = open_socket_daemon(
+        "{user: tmt_lazy, role: viewer}",
         "programs:\n  chatty:\n    command: sh -c 'while :; do head -c 1048576 /dev/zero | tr \"\\\\0\" x; sleep 0.1; done'\n    startsecs: 0\n    stdout_logfile_maxbytes: 8MB\n    stdout_logfile_backups: 1\n",
     );
     d.wait_state("chatty", "RUNNING", SOON);
