@@ -394,7 +394,14 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             Ok(Outcome::Ok)
         }
         Action::Version => {
-            crate::outln!("{}", client.call(Wire::Version, &[], Map::new())?.as_str().unwrap_or(""));
+            // `{"version", "supervisor_restarts"}`; a bare string from an older daemon.
+            let v = client.call(Wire::Version, &[], Map::new())?;
+            crate::outln!("{}", v.get("version").unwrap_or(&v).as_str().unwrap_or(""));
+            match v.get("supervisor_restarts").and_then(Value::as_u64) {
+                Some(0) | None => {}
+                Some(1) => crate::outln!("the supervisor was restarted once since taskmasterd started"),
+                Some(n) => crate::outln!("the supervisor was restarted {n} times since taskmasterd started"),
+            }
             Ok(Outcome::Ok)
         }
         Action::Help { action } => {

@@ -148,6 +148,7 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
     let _pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(config.server.umask as libc::mode_t));
     setup::raise_limits(&config)?;
+    setup::raise_nofile_for(&config);
     let user = setup::supervisor_user(&config)?;
     for problem in setup::prepare_logs(&config, user.as_ref()) {
         eprintln!("taskmasterd: {problem}");
@@ -163,9 +164,8 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
         let sigfd = signal_fd().map_err(|errno| ServeError::Sys { call: "signalfd", errno })?;
         let (supervisor, relay) = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
-        drop(listener);
-        let supervisor_uid = user.as_ref().map(|u| u.uid);
-        Ok(Spawner::new(config, Link::new(ours), supervisor, supervisor_uid, sigfd, !daemon).with_relay(relay).run())
+        // The listener stays open here too: a supervisor that replaces a dead one gets it.
+        Ok(Spawner::new(config, Link::new(ours), supervisor, user, listener, sigfd, !daemon).with_relay(relay).run())
     })();
     socket_node.remove();
     result

@@ -2,6 +2,7 @@
 //! One module per capability; each test runs its own daemon in its own scratch directory.
 
 mod access;
+mod adoption;
 mod child_env;
 mod completion;
 mod config;
