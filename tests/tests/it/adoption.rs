@@ -203,3 +203,80 @@ fn a_supervisor_killed_in_a_tight_loop_ends_in_an_orderly_stop_and_a_non_zero_ex
     }
     assert_eq!(std::fs::read_to_string(&order).unwrap_or_default(), "last\nfirst\n", "highest priority number first");
 }
+
+#[test]
+fn fg_attaches_again_by_itself_when_the_supervisor_is_replaced() {
+    let d = Daemon::start("programs:\n  cat:\n    command: cat\n    pty: true\n    startsecs: 0\n");
+    d.wait_state("cat", "RUNNING", SOON);
+    let pid = d.proc_pid("cat");
+    let mut s = crate::fg::fg(&d, "cat", &[]);
+    s.expect("\x1b[2J");
+    s.send(b"before\r");
+    s.expect("before\r\nbefore\r\n");
+    let mark = s.mark();
+    kill_supervisor(&d);
+    s.expect_after(mark, "[taskmaster: the supervisor was restarted; attached again]");
+    s.send(b"after\r");
+    s.expect("after\r\nafter\r\n");
+    s.send(b"\x1d");
+    assert!(s.wait().success(), "detached normally");
+    assert_eq!(d.proc_pid("cat"), pid, "the program never noticed");
+}
+
+#[test]
+fn tail_f_follows_on_across_a_supervisor_restart() {
+    let yaml = "programs:\n  tick:\n    command: /bin/sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.02; done'\n    startsecs: 0\n";
+    let d = Daemon::start(yaml);
+    d.wait_state("tick", "RUNNING", SOON);
+    let out = d.scratch.path("followed");
+    let err = d.scratch.path("followed.err");
+    let mut follower = std::process::Command::new(tests::bin("taskmasterctl"))
+        .arg("-s")
+        .arg(&d.socket)
+        .args(["tail", "-f", "tick"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("taskmasterctl tail -f");
+    let last = |path: &std::path::Path| -> u64 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().filter_map(|l| l.strip_prefix("tick ")?.parse().ok()).max().unwrap_or(0)
+    };
+    wait_until("followed output", SOON, || last(&out) >= 5);
+    kill_supervisor(&d);
+    let at_kill = last(&out);
+    wait_until("output followed from the new supervisor", SOON, || last(&out) >= at_kill + 20);
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let note = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(note.contains("following again"), "{note}");
+}
+
+#[test]
+fn a_one_shot_command_whose_supervisor_dies_is_sent_once_more() {
+    // `stop` waits for a program that ignores SIGTERM; the supervisor dies meanwhile. The ctl
+    // says so and asks the new supervisor, which carries the stop through (the record kept
+    // STOPPING, the kill timer is armed again).
+    let yaml = "programs:\n  stubborn:\n    command: /bin/sh -c 'trap \"\" TERM; while true; do sleep 0.05; done'\n    startsecs: 0\n    stopwaitsecs: 3\n";
+    let d = Daemon::start(yaml);
+    d.wait_state("stubborn", "RUNNING", SOON);
+    let pid = d.proc_pid("stubborn").unwrap();
+    let stop = std::process::Command::new(tests::bin("taskmasterctl"))
+        .arg("-s")
+        .arg(&d.socket)
+        .args(["stop", "stubborn"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("taskmasterctl stop");
+    d.wait_state("stubborn", "STOPPING", SOON);
+    kill_supervisor(&d);
+    let out = stop.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("closed by the daemon; trying again"), "{stderr}");
+    d.wait_state("stubborn", "STOPPED", SOON);
+    assert!(!alive(pid), "killed after stopwaitsecs by the new supervisor");
+    d.wait_log("killing 'stubborn'", SOON);
+}
