@@ -36,8 +36,12 @@ pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
 /// The longest wait before a new supervisor is started (1 s).
 pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(1);
 
+/// Deaths count towards the restart delay for this long (10 s): a supervisor that dies now and
+/// then is restarted at once.
+pub const BACKOFF_WINDOW: Duration = Duration::from_secs(10);
+
 /// How long to wait before starting a new supervisor after the `deaths`-th death within
-/// [`CRASH_LOOP_WINDOW`]: none for the first two, then 100 ms doubling up to
+/// [`BACKOFF_WINDOW`]: none for the first two, then 100 ms doubling up to
 /// [`MAX_RESTART_DELAY`].
 pub fn restart_delay(deaths: usize) -> Duration {
     match deaths {
@@ -274,7 +278,8 @@ impl Spawner {
             self.crash_loop = true;
             return false;
         }
-        let delay = restart_delay(self.deaths.len());
+        let recent = self.deaths.iter().filter(|t| now.duration_since(**t) <= BACKOFF_WINDOW).count();
+        let delay = restart_delay(recent);
         say(&format!(
             "the supervisor (pid {pid}) died ({how}); starting a new one{}",
             if delay.is_zero() { String::new() } else { format!(" in {} ms", delay.as_millis()) }
@@ -863,4 +868,21 @@ pub fn signal_fd() -> nix::Result<SignalFd> {
     let set = handled_signals();
     set.thread_block()?;
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_are_immediate_then_back_off_to_one_second() {
+        let ms = |n| restart_delay(n).as_millis();
+        assert_eq!(
+            [ms(0), ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(7), ms(50)],
+            [0, 0, 0, 100, 200, 400, 800, 1000, 1000]
+        );
+        // Ten deaths at the longest delays still fit the crash-loop window.
+        let worst: Duration = (1..CRASH_LOOP_DEATHS).map(restart_delay).sum();
+        assert!(worst < CRASH_LOOP_WINDOW, "{worst:?}");
+    }
 }
