@@ -100,6 +100,11 @@ pub struct Spawner {
     crash_loop: bool,
     /// Start a new supervisor when one dies (off only in tests that play the supervisor).
     restart_supervisor: bool,
+    /// taskmasterd was asked to stop (TERM, INT, QUIT): a supervisor that dies now is not
+    /// replaced; what it left is stopped here.
+    stop_requested: bool,
+    /// Stop serving now: no supervisor runs and none will.
+    exit_now: bool,
     sigfd: SignalFd,
     base_env: Vec<(String, String)>,
     as_root: bool,
@@ -152,6 +157,8 @@ impl Spawner {
             held_signals: Vec::new(),
             crash_loop: false,
             restart_supervisor: true,
+            stop_requested: false,
+            exit_now: false,
             sigfd,
             base_env,
             as_root: nix::unistd::geteuid().is_root(),
@@ -179,6 +186,9 @@ impl Spawner {
     /// was left behind.
     pub fn run(mut self) -> u8 {
         loop {
+            if self.exit_now {
+                break;
+            }
             if let Some(status) = self.supervisor_status {
                 // Its last requests are still in the link: take them first (a record, a stop).
                 while self.link_open && self.on_link() {}
@@ -243,7 +253,10 @@ impl Spawner {
             self.stop_leftovers();
         }
         match self.supervisor_status {
-            Some(ExitStatus::Code(0)) if !leftover && !self.crash_loop => 0,
+            _ if self.crash_loop => 1,
+            Some(ExitStatus::Code(0)) if !leftover => 0,
+            // Asked to stop, and what a dead supervisor left was stopped here in order.
+            _ if self.stop_requested => 0,
             _ => 1,
         }
     }
@@ -267,6 +280,13 @@ impl Spawner {
             ExitStatus::Signal(s) => format!("signal {}", common::units::signal_name(s)),
         };
         if !self.restart_supervisor {
+            return false;
+        }
+        if self.stop_requested {
+            say(&format!(
+                "the supervisor (pid {}) died while taskmasterd was stopping; stopping what it left",
+                self.supervisor
+            ));
             return false;
         }
         if self.deaths.len() >= CRASH_LOOP_DEATHS {
@@ -324,16 +344,21 @@ impl Spawner {
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.sigfd.read_signal() {
             let signo = info.ssi_signo as i32;
+            let stop = matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT));
+            self.stop_requested |= stop;
             if signo == Signal::SIGCHLD as i32 {
                 self.reap();
             } else if self.link_open && self.state == LinkState::Ready {
                 self.send(&Event::DaemonSignal { signal: signo }, &[]);
-            } else if self.previous.is_some() {
+            } else if self.previous.is_some() && !stop {
                 // A new supervisor is on its way: it gets the signal after the inventory.
                 self.held_signals.push(signo);
-            } else if matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) {
-                // Not serving yet: nothing runs, so end the supervisor and leave.
-                if self.supervisor_status.is_none() {
+            } else if stop {
+                if self.restart_at.take().is_some() {
+                    // No supervisor runs (a new one was due): stop what runs here.
+                    self.exit_now = true;
+                } else if self.supervisor_status.is_none() {
+                    // Not serving yet: end the supervisor; what it left is stopped here.
                     let _ = kill(self.supervisor, Signal::SIGTERM);
                 }
             }
