@@ -20,6 +20,9 @@ pub struct Child {
     pub stopasgroup: bool,
     /// Whether SIGKILL goes to its process group.
     pub killasgroup: bool,
+    /// Whether what it leaves in its process group (and cgroup) is ended when it exits, before
+    /// its exit is reported (`leftovers.rs`).
+    pub cleanupgroup: bool,
 }
 
 /// What a reap found.

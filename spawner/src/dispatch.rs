@@ -162,7 +162,14 @@ mod tests {
     }
 
     fn web_child(pid: i32, instance: u32) -> Child {
-        Child { pid: Pid::from_raw(pid), program: "web".into(), instance, stopasgroup: true, killasgroup: true }
+        Child {
+            pid: Pid::from_raw(pid),
+            program: "web".into(),
+            instance,
+            stopasgroup: true,
+            killasgroup: true,
+            cleanupgroup: true,
+        }
     }
 
     #[test]

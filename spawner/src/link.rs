@@ -3,6 +3,7 @@
 //! link, and with it the supervisor, whose children are then stopped here.
 
 use crate::children::{Child, Children};
+use crate::leftovers::Leftovers;
 use crate::prepare::{self, ParentEnds};
 use crate::{child, dispatch};
 use common::config::model::Server;
@@ -43,6 +44,8 @@ pub struct Spawner {
     link: Link,
     state: LinkState,
     children: Children,
+    /// What dead programs left behind, ended before their exits are reported.
+    leftovers: Leftovers,
     supervisor: Pid,
     /// The supervisor's uid (as root), which no program may have.
     supervisor_uid: Option<nix::unistd::Uid>,
@@ -77,6 +80,8 @@ impl Spawner {
         let base_env = inherited_env()
             .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
+        let (leftovers, mechanism) = Leftovers::detect();
+        say(&mechanism);
         Spawner {
             config,
             generation: 1,
@@ -85,6 +90,7 @@ impl Spawner {
             link,
             state: LinkState::AwaitHello,
             children: Children::default(),
+            leftovers,
             supervisor,
             supervisor_uid,
             supervisor_status: None,
@@ -117,10 +123,10 @@ impl Spawner {
             if let Some(relay) = &self.relay {
                 fds.extend(relay.poll_fds());
             }
-            // Idle without privilege: the effective capabilities come back only to handle what
-            // arrived (issue 7's least privilege; a no-op when not root).
+            // Idle without privilege but CAP_KILL: the effective capabilities come back only to
+            // handle what arrived (issue 7's least privilege; a no-op when not root).
             lower_privilege();
-            let polled = poll(&mut fds, PollTimeout::NONE);
+            let polled = poll(&mut fds, poll_timeout(self.leftovers.next_deadline()));
             raise_privilege();
             match polled {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -141,11 +147,14 @@ impl Spawner {
             if let (Some(relay), Some(ready)) = (self.relay.as_mut(), relay_ready) {
                 relay.pump(ready);
             }
+            for (spawn_id, status) in self.leftovers.on_time(Instant::now()) {
+                self.deliver_exit(spawn_id, status);
+            }
         }
         if let Some(relay) = self.relay.as_mut() {
             relay.drain(crate::privdrop::RELAY_DRAIN);
         }
-        let leftover = !self.children.is_empty();
+        let leftover = !self.children.is_empty() || self.leftovers.is_ending();
         if leftover {
             say(&format!("the supervisor is gone; stopping {} child process(es) it left", self.children.len()));
             self.stop_leftovers();
@@ -170,11 +179,14 @@ impl Spawner {
         }
     }
 
+    /// Reaps what ended: a child's exit is reported once what it left is ended (`leftovers.rs`);
+    /// an orphan of a program (the spawner is their subreaper) is reaped quietly.
     fn reap(&mut self) {
         let reaped = self.children.reap();
+        let now = Instant::now();
         for (spawn_id, status) in reaped.exited {
-            if self.link_open {
-                self.send(&Event::Exited { spawn_id, status }, &[]);
+            if let Some((spawn_id, status)) = self.leftovers.on_exit(spawn_id, status, now) {
+                self.deliver_exit(spawn_id, status);
             }
         }
         for (pid, status) in reaped.others {
@@ -184,6 +196,14 @@ impl Spawner {
                 }
                 self.supervisor_status = Some(status);
             }
+        }
+    }
+
+    /// Tells the supervisor that child `spawn_id` exited with `status`: the one place an
+    /// `Exited` event is sent from.
+    fn deliver_exit(&mut self, spawn_id: u64, status: ExitStatus) {
+        if self.link_open {
+            self.send(&Event::Exited { spawn_id, status }, &[]);
         }
     }
 
@@ -252,12 +272,17 @@ impl Spawner {
                 notify(ready, reloading, stopping, watchdog, status.as_deref())
             }
             (LinkState::Ready, Request::Signal { spawn_id, signal, purpose }) => {
-                let result = dispatch::check_signal(&self.children, spawn_id, signal, purpose)
-                    .map_err(|r| r.to_string())
-                    .and_then(|t| {
-                        let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
-                        r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
-                    });
+                // A child whose exit is held while its leftovers are ended: to what is left.
+                let held = Signal::try_from(signal).ok().and_then(|s| self.leftovers.signal(spawn_id, s));
+                let result = match held {
+                    Some(r) => r.map_err(|e| format!("killpg of spawn id {spawn_id}: {e:?} ({})", e.desc())),
+                    None => dispatch::check_signal(&self.children, spawn_id, signal, purpose)
+                        .map_err(|r| r.to_string())
+                        .and_then(|t| {
+                            let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
+                            r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
+                        }),
+                };
                 if let Err(error) = result {
                     say(&format!("signal {signal} for spawn id {spawn_id}: {error}"));
                     self.send(&Event::SignalFailed { spawn_id, error }, &[]);
@@ -353,7 +378,8 @@ impl Spawner {
                     SpawnFailure::Refused(r)
                 })
                 .and_then(|p| {
-                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
+                    let (mut prepared, ends) =
+                        prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
                     // The config refuses it, but a re-read may change server.user (which takes
                     // effect at restart) and a program's user together: check the uid in force.
                     if prepared.identity.as_ref().is_some_and(|i| Some(i.uid) == self.supervisor_uid) {
@@ -362,6 +388,9 @@ impl Spawner {
                             uid: prepared.identity.as_ref().map_or(0, |i| i.uid.as_raw()),
                         });
                     }
+                    let (cgroup, dir) =
+                        p.cleanupgroup.then(|| self.leftovers.cgroup_for(&p.name, instance)).flatten().unzip();
+                    prepared.cgroup = dir;
                     let dir = p.directory.as_ref().map(|d| d.display().to_string());
                     let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
                     let child = Child {
@@ -370,13 +399,18 @@ impl Spawner {
                         instance,
                         stopasgroup: p.stopasgroup,
                         killasgroup: p.killasgroup,
+                        cleanupgroup: p.cleanupgroup,
                     };
-                    Ok((child, ends))
+                    Ok((child, ends, cgroup, Duration::from_secs(p.stopwaitsecs)))
                 });
         match result {
-            Ok((c, ends)) => {
-                let pid = c.pid.as_raw();
+            Ok((c, ends, cgroup, stopwait)) => {
+                let (pid, cleanupgroup) = (c.pid, c.cleanupgroup);
                 let spawn_id = self.children.insert(c);
+                if cleanupgroup {
+                    self.leftovers.watch(spawn_id, pid, cgroup, stopwait);
+                }
+                let pid = pid.as_raw();
                 let ParentEnds { pty, stdin, stdout, stderr } = ends;
                 let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some(), pty };
                 let owned: Vec<_> = [stdin, stdout, stderr].into_iter().flatten().collect();
@@ -394,7 +428,8 @@ impl Spawner {
     }
 
     /// Stops children the supervisor left (it died): each gets its program's stop signal, then
-    /// SIGKILL after the longest `stopwaitsecs`.
+    /// SIGKILL after the longest `stopwaitsecs`; what they leave is ended too (`leftovers.rs`:
+    /// SIGTERM, then SIGKILL within the same time).
     fn stop_leftovers(&mut self) {
         let wait = self.config.programs.iter().map(|p| p.stopwaitsecs).max().unwrap_or(10);
         for pid in self.children.pids() {
@@ -402,22 +437,40 @@ impl Spawner {
             let _ = kill(pid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(wait);
-        while !self.children.is_empty() && Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let _ = poll(&mut fds, PollTimeout::from(ms));
-            while let Ok(Some(_)) = self.sigfd.read_signal() {}
-            let _ = self.children.reap();
+        while (!self.children.is_empty() || self.leftovers.is_ending()) && Instant::now() < deadline {
+            let next = self.leftovers.next_deadline().map_or(deadline, |at| at.min(deadline));
+            self.wait_and_reap_quietly(next);
         }
         for pid in self.children.pids() {
             let _ = killpg(pid, Signal::SIGKILL);
             let _ = kill(pid, Signal::SIGKILL);
         }
+        self.leftovers.kill_all(Instant::now());
         while !self.children.is_empty() {
             let _ = nix::sys::wait::wait();
-            let _ = self.children.reap();
+            self.reap_quietly();
         }
+        // Bounded: a group not empty `KILL_GRACE` after its SIGKILL is given up.
+        while let Some(next) = self.leftovers.next_deadline() {
+            self.wait_and_reap_quietly(next);
+        }
+    }
+
+    /// On the way out: waits for a signal until `until`, then reaps and ends leftovers as the
+    /// loop would, with nobody left to tell.
+    fn wait_and_reap_quietly(&mut self, until: Instant) {
+        let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, poll_timeout(Some(until)));
+        while let Ok(Some(_)) = self.sigfd.read_signal() {}
+        self.reap_quietly();
+    }
+
+    fn reap_quietly(&mut self) {
+        let now = Instant::now();
+        for (spawn_id, status) in self.children.reap().exited {
+            let _ = self.leftovers.on_exit(spawn_id, status, now);
+        }
+        let _ = self.leftovers.on_time(now);
     }
 }
 
@@ -428,9 +481,28 @@ fn changes_too_large(file: &std::path::Path, len: usize) -> config::ConfigError 
     config::ConfigError::whole(file, message)
 }
 
-/// Empties the effective capability set; the permitted set keeps them for later.
+/// A poll timeout until `deadline` (rounded up to the millisecond, so that a wakeup is never
+/// early), or none.
+fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
+    match deadline {
+        None => PollTimeout::NONE,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            let ms = left.as_micros().div_ceil(1000);
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+        }
+    }
+}
+
+/// Empties the effective capability set but for CAP_KILL; the permitted set keeps them for
+/// later. CAP_KILL stays because the kernel checks the parent-death signal (child.rs) against
+/// the credentials of the dying spawner: without it, a spawner killed while idle could not
+/// signal a program of another uid, nor the supervisor, and they would outlive it.
 fn lower_privilege() {
-    let _ = caps::clear(None, caps::CapSet::Effective);
+    let kill_only: caps::CapsHashSet = caps::read(None, caps::CapSet::Permitted)
+        .map(|p| p.into_iter().filter(|c| *c == caps::Capability::CAP_KILL).collect())
+        .unwrap_or_default();
+    let _ = caps::set(None, caps::CapSet::Effective, &kill_only);
 }
 
 /// Makes the permitted capabilities effective again.
