@@ -35,6 +35,9 @@ pub struct Child {
     pub fds: Vec<OwnedFd>,
     /// How it ended, once reaped; the pid is then no longer its own.
     pub ended: Option<ExitStatus>,
+    /// Whether what it leaves in its process group (and cgroup) is ended when it exits, before
+    /// its exit is reported (`leftovers.rs`).
+    pub cleanupgroup: bool,
 }
 
 impl Child {
@@ -51,6 +54,7 @@ impl Child {
             fdset: FdSet { stdin: false, stdout: false, stderr: false, pty: false },
             fds: Vec::new(),
             ended: None,
+            cleanupgroup: true,
         }
     }
 }

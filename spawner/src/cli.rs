@@ -125,7 +125,7 @@ enum ServeError {
     /// The supervisor could not be started.
     #[error(transparent)]
     Start(#[from] privdrop::StartError),
-    /// `socketpair` (the link) or `signalfd` failed.
+    /// `socketpair` (the link), `signalfd` or `prctl` failed.
     #[error("{call}: {errno}")]
     Sys {
         /// The call.
@@ -145,6 +145,11 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
         return Err(ServeError::Threaded);
     }
     let report = if daemon { Some(crate::daemon::daemonize()?) } else { None };
+    // The orphans of a program (its background children, once their parent has died) become
+    // ours, so that leftovers.rs can end them and the loop reaps them (not inherited by a fork:
+    // hence after daemonize).
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|errno| ServeError::Sys { call: "prctl PR_SET_CHILD_SUBREAPER", errno })?;
     let _pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(config.server.umask as libc::mode_t));
     setup::raise_limits(&config)?;

@@ -12,6 +12,7 @@
 //! service manager's `Restart=` takes over.
 
 use crate::children::{Child, Children};
+use crate::leftovers::Leftovers;
 use crate::prepare::{self, ParentEnds};
 use crate::setup::SupervisorUser;
 use crate::{child, dispatch, privdrop};
@@ -76,6 +77,8 @@ pub struct Spawner {
     link: Link,
     state: LinkState,
     children: Children,
+    /// What dead programs left behind, ended before their exits are reported.
+    leftovers: Leftovers,
     supervisor: Pid,
     /// The supervisor's user (as root), which no program may have; each new supervisor runs
     /// as it.
@@ -137,6 +140,8 @@ impl Spawner {
         let base_env = inherited_env()
             .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
+        let (leftovers, mechanism) = Leftovers::detect();
+        say(&mechanism);
         Spawner {
             config,
             generation: 1,
@@ -145,6 +150,7 @@ impl Spawner {
             link,
             state: LinkState::AwaitHello,
             children: Children::default(),
+            leftovers,
             supervisor,
             supervisor_user,
             supervisor_status: None,
@@ -200,13 +206,6 @@ impl Spawner {
                 self.restart();
                 continue;
             }
-            let timeout = match self.restart_at {
-                Some(at) => {
-                    let left = at.saturating_duration_since(Instant::now()).as_millis();
-                    PollTimeout::from(u16::try_from(left.max(1)).unwrap_or(u16::MAX))
-                }
-                None => PollTimeout::NONE,
-            };
             let link_fd = self.link.as_fd();
             let sig_fd = self.sigfd.as_fd();
             let mut fds = vec![PollFd::new(sig_fd, PollFlags::POLLIN)];
@@ -217,10 +216,11 @@ impl Spawner {
             if let Some(relay) = &self.relay {
                 fds.extend(relay.poll_fds());
             }
-            // Idle without privilege: the effective capabilities come back only to handle what
-            // arrived (issue 7's least privilege; a no-op when not root).
+            // Idle without privilege but CAP_KILL: the effective capabilities come back only to
+            // handle what arrived (issue 7's least privilege; a no-op when not root).
             lower_privilege();
-            let polled = poll(&mut fds, timeout);
+            let due = [self.restart_at, self.leftovers.next_deadline()].into_iter().flatten().min();
+            let polled = poll(&mut fds, poll_timeout(due));
             raise_privilege();
             match polled {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -241,11 +241,14 @@ impl Spawner {
             if let (Some(relay), Some(ready)) = (self.relay.as_mut(), relay_ready) {
                 relay.pump(ready);
             }
+            for (spawn_id, status) in self.leftovers.on_time(Instant::now()) {
+                self.deliver_exit(spawn_id, status);
+            }
         }
         if let Some(relay) = self.relay.as_mut() {
             relay.drain(crate::privdrop::RELAY_DRAIN);
         }
-        let leftover = !self.children.is_empty();
+        let leftover = !self.children.is_empty() || self.leftovers.is_ending();
         if leftover {
             if !self.crash_loop {
                 say(&format!("the supervisor is gone; stopping {} child process(es) it left", self.children.len()));
@@ -365,10 +368,15 @@ impl Spawner {
         }
     }
 
+    /// Reaps what ended: a child's exit is reported once what it left is ended (`leftovers.rs`);
+    /// an orphan of a program (the spawner is their subreaper) is reaped quietly.
     fn reap(&mut self) {
         let reaped = self.children.reap();
+        let now = Instant::now();
         for (spawn_id, status) in reaped.exited {
-            self.deliver_exit(spawn_id, status);
+            if let Some((spawn_id, status)) = self.leftovers.on_exit(spawn_id, status, now) {
+                self.deliver_exit(spawn_id, status);
+            }
         }
         for (pid, status) in reaped.others {
             if pid == self.supervisor && self.supervisor_status.is_none() {
@@ -495,12 +503,17 @@ impl Spawner {
                 notify(ready, reloading, stopping, watchdog, status.as_deref())
             }
             (LinkState::Ready, Request::Signal { spawn_id, signal, purpose }) => {
-                let result = dispatch::check_signal(&self.children, spawn_id, signal, purpose)
-                    .map_err(|r| r.to_string())
-                    .and_then(|t| {
-                        let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
-                        r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
-                    });
+                // A child whose exit is held while its leftovers are ended: to what is left.
+                let held = Signal::try_from(signal).ok().and_then(|s| self.leftovers.signal(spawn_id, s));
+                let result = match held {
+                    Some(r) => r.map_err(|e| format!("killpg of spawn id {spawn_id}: {e:?} ({})", e.desc())),
+                    None => dispatch::check_signal(&self.children, spawn_id, signal, purpose)
+                        .map_err(|r| r.to_string())
+                        .and_then(|t| {
+                            let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
+                            r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
+                        }),
+                };
                 if let Err(error) = result {
                     say(&format!("signal {signal} for spawn id {spawn_id}: {error}"));
                     self.send(&Event::SignalFailed { spawn_id, error }, &[]);
@@ -555,8 +568,14 @@ impl Spawner {
             self.send(&event, &[]);
         }
         self.send(&Event::AdoptEnd { adopted }, &[]);
-        let ended: Vec<(u64, ExitStatus)> =
-            self.children.all().into_iter().filter_map(|(id, c)| c.ended.map(|s| (id, s))).collect();
+        // An exit held while its leftovers are ended is reported when they are (`leftovers.rs`).
+        let ended: Vec<(u64, ExitStatus)> = self
+            .children
+            .all()
+            .into_iter()
+            .filter(|(id, _)| !self.leftovers.holds(*id))
+            .filter_map(|(id, c)| c.ended.map(|s| (id, s)))
+            .collect();
         for (spawn_id, status) in ended {
             self.deliver_exit(spawn_id, status);
         }
@@ -655,7 +674,8 @@ impl Spawner {
                     SpawnFailure::Refused(r)
                 })
                 .and_then(|p| {
-                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
+                    let (mut prepared, ends) =
+                        prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
                     // The config refuses it, but a re-read may change server.user (which takes
                     // effect at restart) and a program's user together: check the uid in force.
                     let supervisor_uid = self.supervisor_user.as_ref().map(|u| u.uid);
@@ -665,14 +685,18 @@ impl Spawner {
                             uid: prepared.identity.as_ref().map_or(0, |i| i.uid.as_raw()),
                         });
                     }
+                    let (cgroup, dir) =
+                        p.cleanupgroup.then(|| self.leftovers.cgroup_for(&p.name, instance)).flatten().unzip();
+                    prepared.cgroup = dir;
                     let dir = p.directory.as_ref().map(|d| d.display().to_string());
                     let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
-                    let child = Child::new(pid, &p.name, instance, p.stopasgroup, p.killasgroup);
-                    Ok((child, ends))
+                    let mut child = Child::new(pid, &p.name, instance, p.stopasgroup, p.killasgroup);
+                    child.cleanupgroup = p.cleanupgroup;
+                    Ok((child, ends, cgroup, Duration::from_secs(p.stopwaitsecs)))
                 });
         match result {
-            Ok((mut c, ends)) => {
-                let pid = c.pid.as_raw();
+            Ok((mut c, ends, cgroup, stopwait)) => {
+                let (pid, cleanupgroup) = (c.pid, c.cleanupgroup);
                 let ParentEnds { pty, stdin, stdout, stderr } = ends;
                 let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some(), pty };
                 // The spawner keeps these, for a supervisor that replaces this one (issue 16).
@@ -680,6 +704,10 @@ impl Spawner {
                 c.fdset = fds;
                 c.generation = self.generation;
                 let spawn_id = self.children.insert(c);
+                if cleanupgroup {
+                    self.leftovers.watch(spawn_id, pid, cgroup, stopwait);
+                }
+                let pid = pid.as_raw();
                 let sent = match self.children.get_mut(spawn_id) {
                     Some(c) if self.link_open && self.supervisor_status.is_none() => {
                         let borrowed: Vec<BorrowedFd<'_>> = c.fds.iter().map(|f| f.as_fd()).collect();
@@ -702,7 +730,8 @@ impl Spawner {
     /// Stops children the supervisor left (it died, or they were left behind), in priority
     /// order as supervisord stops programs (the highest `priority` first): each group gets its
     /// programs' stop signals, then SIGKILL after the group's longest `stopwaitsecs`, before the
-    /// next group is stopped.
+    /// next group is stopped; what they leave is ended too (`leftovers.rs`: SIGTERM, then
+    /// SIGKILL within the same time).
     fn stop_leftovers(&mut self) {
         let mut groups: std::collections::BTreeMap<std::cmp::Reverse<i32>, Vec<(Pid, Signal, u64)>> =
             std::collections::BTreeMap::new();
@@ -723,13 +752,9 @@ impl Spawner {
             let alive = |children: &Children| {
                 group.iter().filter(|(pid, _, _)| children.live().any(|(_, c)| c.pid == *pid)).count()
             };
-            while alive(&self.children) > 0 && Instant::now() < deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
-                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-                let _ = poll(&mut fds, PollTimeout::from(ms));
-                while let Ok(Some(_)) = self.sigfd.read_signal() {}
-                let _ = self.children.reap();
+            while (alive(&self.children) > 0 || self.leftovers.is_ending()) && Instant::now() < deadline {
+                let next = self.leftovers.next_deadline().map_or(deadline, |at| at.min(deadline));
+                self.wait_and_reap_quietly(next);
             }
             for (pid, _, _) in &group {
                 if self.children.live().any(|(_, c)| c.pid == *pid) {
@@ -738,10 +763,32 @@ impl Spawner {
                 }
             }
         }
+        self.leftovers.kill_all(Instant::now());
         while !self.children.is_empty() {
             let _ = nix::sys::wait::wait();
-            let _ = self.children.reap();
+            self.reap_quietly();
         }
+        // Bounded: a group not empty `KILL_GRACE` after its SIGKILL is given up.
+        while let Some(next) = self.leftovers.next_deadline() {
+            self.wait_and_reap_quietly(next);
+        }
+    }
+
+    /// On the way out: waits for a signal until `until`, then reaps and ends leftovers as the
+    /// loop would, with nobody left to tell.
+    fn wait_and_reap_quietly(&mut self, until: Instant) {
+        let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, poll_timeout(Some(until)));
+        while let Ok(Some(_)) = self.sigfd.read_signal() {}
+        self.reap_quietly();
+    }
+
+    fn reap_quietly(&mut self) {
+        let now = Instant::now();
+        for (spawn_id, status) in self.children.reap().exited {
+            let _ = self.leftovers.on_exit(spawn_id, status, now);
+        }
+        let _ = self.leftovers.on_time(now);
     }
 }
 
@@ -752,9 +799,28 @@ fn changes_too_large(file: &std::path::Path, len: usize) -> config::ConfigError 
     config::ConfigError::whole(file, message)
 }
 
-/// Empties the effective capability set; the permitted set keeps them for later.
+/// A poll timeout until `deadline` (rounded up to the millisecond, so that a wakeup is never
+/// early), or none.
+fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
+    match deadline {
+        None => PollTimeout::NONE,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            let ms = left.as_micros().div_ceil(1000);
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+        }
+    }
+}
+
+/// Empties the effective capability set but for CAP_KILL; the permitted set keeps them for
+/// later. CAP_KILL stays because the kernel checks the parent-death signal (child.rs) against
+/// the credentials of the dying spawner: without it, a spawner killed while idle could not
+/// signal a program of another uid, nor the supervisor, and they would outlive it.
 fn lower_privilege() {
-    let _ = caps::clear(None, caps::CapSet::Effective);
+    let kill_only: caps::CapsHashSet = caps::read(None, caps::CapSet::Permitted)
+        .map(|p| p.into_iter().filter(|c| *c == caps::Capability::CAP_KILL).collect())
+        .unwrap_or_default();
+    let _ = caps::set(None, caps::CapSet::Effective, &kill_only);
 }
 
 /// Makes the permitted capabilities effective again.

@@ -355,7 +355,16 @@ impl Edge {
                 Ok(Some((ev, fds))) => self.on_spawner_event(ev, fds, now),
                 Ok(None) => return,
                 Err(e) => {
-                    self.io.log.log(LogLevel::Critical, &format!("spawner link: {e}; exiting"));
+                    let line = match e {
+                        // The spawner never closes the link first: it died, and its programs
+                        // with it (child.rs gives each SIGKILL as parent-death signal).
+                        LinkError::Recv(common::proto::spawn::ProtoError::Closed) => format!(
+                            "the spawner (pid {}) is gone; every program was sent SIGKILL by the kernel (parent-death signal); exiting",
+                            self.spawner_pid
+                        ),
+                        e => format!("spawner link: {e}; exiting"),
+                    };
+                    self.io.log.log(LogLevel::Critical, &line);
                     drop(self.io.w.remove(KEY_LINK));
                     self.exit_code = Some(1);
                     return;

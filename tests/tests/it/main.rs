@@ -16,6 +16,7 @@ mod paths;
 mod peers;
 mod privilege;
 mod reload;
+mod resilience;
 mod restart;
 mod service;
 mod stop;
