@@ -518,6 +518,50 @@ def idle_and_memory(subject, idle_secs):
     return res
 
 
+def resilience(subject, kills, lines):
+    """Kill -9 the supervisor `kills` times while 100 programs run and one writes `lines`
+    numbered lines at full speed (seq): ms from each kill until `status` answers again, and the
+    lines missing from or doubled in the writer's log afterwards (taskmaster only: supervisord's
+    death takes its programs' supervision with it)."""
+    d = scratch()
+    log = d / "seq.log"
+    try:
+        subject.start(d, {
+            "sleeper": {"command": ["sleep", "100000"], "numprocs": 100, "startsecs": 0},
+            "seq": {"command": ["seq", "1", str(lines)], "autostart": False, "stdout": str(log)},
+        })
+        wait_for("100 RUNNING", 60, lambda: len(running_pids(subject)) == 100, interval=0.05)
+        before = sorted(running_pids(subject))
+        subject.ctl("start", "seq")
+        answers, during = [], 0
+        for _ in range(kills):
+            old = daemon_pids(subject)[1]
+            writing = subject.ctl("status", "seq").stdout.split()[1:2] == ["RUNNING"]
+            t0 = time.monotonic()
+            os.kill(old, signal.SIGKILL)
+            wait_for("a new supervisor", 10, lambda: (lambda p: len(p) == 2 and p[1] != old)(daemon_pids(subject)), interval=0.0005)
+            wait_for("status again", 10, lambda: subject.ctl("status", "seq").returncode in (0, 3), interval=0.0005)
+            answers.append((time.monotonic() - t0) * 1000)
+            during += writing
+        wait_for("seq to finish", 120, lambda: "EXITED" in subject.ctl("status", "seq").stdout, interval=0.01)
+        want = subprocess.run(["seq", "1", str(lines)], capture_output=True, check=True).stdout
+        wait_for("the whole log", 30, lambda: log.exists() and log.stat().st_size >= len(want), interval=0.01)
+        got = log.read_bytes()
+        lost = doubled = 0
+        if got != want:
+            seen = {}
+            for line in got.split(b"\n"):
+                if line:
+                    seen[line] = seen.get(line, 0) + 1
+            lost = sum(1 for i in range(1, lines + 1) if str(i).encode() not in seen)
+            doubled = sum(c - 1 for c in seen.values() if c > 1)
+        kept = sorted(running_pids(subject)) == before
+        return answers, during, lost, doubled, kept
+    finally:
+        subject.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def supervision_scenarios(subjects, quick, runs):
     build_helper()
     rows = []
@@ -548,6 +592,17 @@ def supervision_scenarios(subjects, quick, runs):
     for s in subjects:
         for label, samples in control_latency(s, n, runs).items():
             rows.append({"scenario": f"control: {label}, {n} procs", "subject": s.name, "unit": "ms", "samples": samples, **summarize(samples)})
+    for s in subjects:
+        if s.name != "taskmaster":
+            continue
+        lines = 5_000_000 if quick else 30_000_000
+        answers, during, lost, doubled, kept = resilience(s, 4, lines)
+        if not kept:
+            raise SystemExit("resilience: the 100 programs did not keep their pids across the kills")
+        label = f"supervisor kill -9 x4 ({during} while seq wrote {lines} lines)"
+        rows.append({"scenario": f"{label}: status answers again", "subject": s.name, "unit": "ms", "samples": answers, **summarize(answers)})
+        rows.append({"scenario": f"{label}: log lines lost", "subject": s.name, "unit": "lines", "samples": [lost], **summarize([lost])})
+        rows.append({"scenario": f"{label}: log lines doubled", "subject": s.name, "unit": "lines", "samples": [doubled], **summarize([doubled])})
     for s in subjects:
         for label, (value, unit) in idle_and_memory(s, 5 if quick else 30).items():
             rows.append({"scenario": label, "subject": s.name, "unit": unit, "samples": [value], **summarize([value])})

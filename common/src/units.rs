@@ -68,6 +68,17 @@ pub fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map(|s| s.as_str().to_owned()).unwrap_or_else(|_| format!("signal {sig}"))
 }
 
+/// Now on CLOCK_MONOTONIC, in nanoseconds since an unspecified start (boot, on Linux). The
+/// clock is the same for every process of the host, so a time taken by the spawner means the
+/// same to a supervisor started later (issue 16: uptimes survive a supervisor restart).
+/// `std::time::Instant` is this clock on Linux, but cannot be sent to another process.
+pub fn monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64),
+        Err(_) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -394,7 +394,14 @@ pub fn run(client: &mut Client, action: &Action) -> Result<Outcome, CtlError> {
             Ok(Outcome::Ok)
         }
         Action::Version => {
-            crate::outln!("{}", client.call(Wire::Version, &[], Map::new())?.as_str().unwrap_or(""));
+            // `{"version", "supervisor_restarts"}`; a bare string from an older daemon.
+            let v = client.call(Wire::Version, &[], Map::new())?;
+            crate::outln!("{}", v.get("version").unwrap_or(&v).as_str().unwrap_or(""));
+            match v.get("supervisor_restarts").and_then(Value::as_u64) {
+                Some(0) | None => {}
+                Some(1) => crate::outln!("the supervisor was restarted once since taskmasterd started"),
+                Some(n) => crate::outln!("the supervisor was restarted {n} times since taskmasterd started"),
+            }
             Ok(Outcome::Ok)
         }
         Action::Help { action } => {
@@ -419,16 +426,28 @@ fn tail(
     args.insert("bytes".into(), json!(bytes));
     args.insert("follow".into(), json!(follow));
     args.insert("stream".into(), json!(stream));
-    let data = client.call(wire, names, args)?;
+    let data = client.call(wire, names, args.clone())?;
     // On a terminal, escape sequences that could write the clipboard, set the title or
     // query the terminal are removed; into a file or a pipe the bytes stay exact.
     let mut sanitizer = nix::unistd::isatty(std::io::stdout()).unwrap_or(false).then(Sanitizer::new);
     write_b64(data.get("data").and_then(Value::as_str).unwrap_or_default(), sanitizer.as_mut())?;
     if follow {
         let watch_stdin = nix::unistd::isatty(std::io::stdin()).unwrap_or(false);
-        let end = client.follow(watch_stdin, |chunk| write_b64(chunk, sanitizer.as_mut()))?;
-        if let Some(message) = end {
-            eprintln!("taskmasterctl: {message}");
+        loop {
+            match client.follow(watch_stdin, |chunk| write_b64(chunk, sanitizer.as_mut())) {
+                Ok(Some(message)) => eprintln!("taskmasterctl: {message}"),
+                Ok(None) => {}
+                // The supervisor was restarted (issue 16): follow on from a new connection.
+                Err(CtlError::Lost(why)) => {
+                    eprintln!("taskmasterctl: {why}; following again");
+                    client.reconnect()?;
+                    args.insert("bytes".into(), json!(0));
+                    client.call(wire, names, args.clone())?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            break;
         }
     }
     Ok(Outcome::Ok)

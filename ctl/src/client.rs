@@ -90,6 +90,10 @@ fn credentials() -> Result<&'static (String, String), CtlError> {
 /// What ended a followed stream.
 pub type StreamEnd = Option<String>;
 
+/// How long a lost connection is tried again before giving up (5 s): the spawner starts a new
+/// supervisor at once, and the socket keeps accepting meanwhile (issue 16).
+pub const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A connected client.
 pub struct Client {
     path: PathBuf,
@@ -111,6 +115,30 @@ impl Client {
         Ok(Client { path: path.to_path_buf(), reader: BufReader::new(stream), writer, next_id: 0 })
     }
 
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Connects again after the connection was lost (the supervisor was restarted), trying for
+    /// up to [`RECONNECT_WAIT`]; a password is asked for again by the next call, as needed.
+    ///
+    /// # Errors
+    /// [`CtlError::Unreachable`]: no daemon answers at the path within that time.
+    pub fn reconnect(&mut self) -> Result<(), CtlError> {
+        let deadline = std::time::Instant::now() + RECONNECT_WAIT;
+        loop {
+            match Client::connect(&self.path) {
+                Ok(fresh) => {
+                    *self = fresh;
+                    return Ok(());
+                }
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
     /// Gives up a read that waits longer than `timeout` (None: wait as long as it takes), so
     /// that a daemon that does not answer cannot hang shell completion.
     ///
@@ -127,6 +155,23 @@ impl Client {
     /// The connection failed ([`CtlError::Unreachable`]); the daemon refused the request for
     /// permissions ([`CtlError::Unreachable`]) or otherwise ([`CtlError::Failed`]).
     pub fn call(
+        &mut self,
+        action: Action,
+        names: &[String],
+        args: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, CtlError> {
+        match self.call_authenticated(action, names, args.clone()) {
+            // The supervisor died with the request (issue 16): once more, on a new connection.
+            Err(CtlError::Lost(why)) => {
+                eprintln!("taskmasterctl: {why}; trying again");
+                self.reconnect()?;
+                self.call_authenticated(action, names, args)
+            }
+            other => other,
+        }
+    }
+
+    fn call_authenticated(
         &mut self,
         action: Action,
         names: &[String],
@@ -197,20 +242,16 @@ impl Client {
         let req = Request { id: self.next_id, action: action.as_str().to_owned(), names: names.to_vec(), args };
         let mut line = serde_json::to_vec(&req).map_err(|e| CtlError::Failed(e.to_string()))?;
         line.push(b'\n');
-        let lost =
-            |e: std::io::Error| CtlError::Unreachable(format!("connection to {} lost: {e}", self.path.display()));
+        let lost = |e: std::io::Error| CtlError::Lost(format!("connection to {} lost: {e}", self.path.display()));
         self.writer.write_all(&line).map_err(lost)?;
         loop {
             let mut buf = String::new();
             let n = self
                 .reader
                 .read_line(&mut buf)
-                .map_err(|e| CtlError::Unreachable(format!("connection to {} lost: {e}", self.path.display())))?;
+                .map_err(|e| CtlError::Lost(format!("connection to {} lost: {e}", self.path.display())))?;
             if n == 0 {
-                return Err(CtlError::Unreachable(format!(
-                    "connection to {} closed by the daemon",
-                    self.path.display()
-                )));
+                return Err(CtlError::Lost(format!("connection to {} closed by the daemon", self.path.display())));
             }
             let reply: Reply = serde_json::from_str(&buf)
                 .map_err(|e| CtlError::Failed(format!("unreadable reply from the daemon: {e}")))?;
@@ -239,7 +280,7 @@ impl Client {
     /// (`watch_stdin`; returns `None`), or the connection closes.
     ///
     /// # Errors
-    /// The daemon went away: [`CtlError::Unreachable`].
+    /// The connection closed: [`CtlError::Lost`] (the caller may follow again on a new one).
     pub fn follow(
         &mut self,
         watch_stdin: bool,
@@ -247,7 +288,7 @@ impl Client {
     ) -> Result<StreamEnd, CtlError> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use std::os::fd::AsFd;
-        let gone = || CtlError::Unreachable(format!("the daemon went away ({} closed)", self.path.display()));
+        let gone = || CtlError::Lost(format!("the daemon went away ({} closed)", self.path.display()));
         loop {
             if self.reader.buffer().is_empty() && watch_stdin {
                 let stdin = std::io::stdin();

@@ -40,6 +40,10 @@ pub enum CtlError {
     /// The daemon cannot be reached, or refused us: exit 4.
     #[error("{0}")]
     Unreachable(String),
+    /// The connection closed before the answer came (the supervisor died, issue 16): exit 4,
+    /// after the one retry the client makes on a new connection.
+    #[error("{0}")]
+    Lost(String),
     /// The daemon refused or failed the action: exit 1.
     #[error("{0}")]
     Failed(String),
@@ -57,7 +61,7 @@ impl CtlError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             CtlError::Usage(_) | CtlError::Config(_) => 2,
-            CtlError::Unreachable(_) | CtlError::AuthRequired => 4,
+            CtlError::Unreachable(_) | CtlError::Lost(_) | CtlError::AuthRequired => 4,
             CtlError::Failed(_) | CtlError::NoSuchProcess(_) => 1,
         })
     }

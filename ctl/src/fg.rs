@@ -281,10 +281,8 @@ pub fn run(mut client: Client, name: &str, detach_keys: &[u8], quiet: bool) -> R
     let stdin_tty = nix::unistd::isatty(&stdin).unwrap_or(false);
     let stdout_tty = nix::unistd::isatty(std::io::stdout()).unwrap_or(false);
     let (rows, cols) = if stdin_tty { window_size() } else { (0, 0) };
-    let mut args = Map::new();
-    args.insert("rows".into(), json!(rows));
-    args.insert("cols".into(), json!(cols));
-    let data = client.call(common::proto::control::Action::Attach, &[name.to_owned()], args)?;
+    let path = client.path().to_path_buf();
+    let data = attach(&mut client, name, rows, cols)?;
     let pty = data.get("pty").and_then(serde_json::Value::as_bool).unwrap_or(false);
     let shown = data.get("name").and_then(serde_json::Value::as_str).unwrap_or(name).to_owned();
     let (mut sock, mut inbuf) = client.into_parts();
@@ -316,7 +314,25 @@ pub fn run(mut client: Client, name: &str, detach_keys: &[u8], quiet: bool) -> R
     let alternate = display.alternate;
 
     let mut detector = Detector { keys: detach_keys.to_vec(), matched: 0 };
-    let end = session(&mut sock, &mut inbuf, &mut sigfd, &mut detector, &mut display);
+    let mut reattached = 0;
+    let end = loop {
+        let end = session(&mut sock, &mut inbuf, &mut sigfd, &mut detector, &mut display);
+        // The supervisor was restarted (issue 16): attach again, as the user would, with a
+        // notice; the program did not notice anything.
+        if matches!(end, Ok(End::DaemonGone)) && reattached < REATTACH_MAX {
+            reattached += 1;
+            let (rows, cols) = if stdin_tty { window_size() } else { (0, 0) };
+            if let Ok(mut c) = wait_connect(&path) {
+                if attach(&mut c, name, rows, cols).is_ok() {
+                    let _ =
+                        write!(std::io::stderr(), "\r\n[taskmaster: the supervisor was restarted; attached again]\r\n");
+                    (sock, inbuf) = c.into_parts();
+                    continue;
+                }
+            }
+        }
+        break end;
+    };
     // The modes first, while the terminal is still raw; then termios.
     drop(display);
     drop(termios);
@@ -334,6 +350,36 @@ pub fn run(mut client: Client, name: &str, detach_keys: &[u8], quiet: bool) -> R
         }
         End::DaemonGone => {
             Err(CtlError::Unreachable(format!("[taskmasterd went away; {shown} is no longer attached]")))
+        }
+    }
+}
+
+/// Attaches a new session at most this many times in a row after the daemon went away (a crash
+/// loop ends after 10 supervisor deaths anyway).
+const REATTACH_MAX: u32 = 10;
+
+/// Asks the daemon to attach this connection to `name` with the terminal's size (0×0: none).
+///
+/// # Errors
+/// The attach was refused, or the connection failed.
+fn attach(client: &mut Client, name: &str, rows: u16, cols: u16) -> Result<serde_json::Value, CtlError> {
+    let mut args = Map::new();
+    args.insert("rows".into(), json!(rows));
+    args.insert("cols".into(), json!(cols));
+    client.call(common::proto::control::Action::Attach, &[name.to_owned()], args)
+}
+
+/// Connects to `path`, trying for up to [`crate::client::RECONNECT_WAIT`].
+///
+/// # Errors
+/// [`CtlError::Unreachable`]: nothing answered in that time.
+fn wait_connect(path: &std::path::Path) -> Result<Client, CtlError> {
+    let deadline = std::time::Instant::now() + crate::client::RECONNECT_WAIT;
+    loop {
+        match Client::connect(path) {
+            Ok(c) => return Ok(c),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
 }

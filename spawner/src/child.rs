@@ -2,11 +2,17 @@
 //! failure writes `[step u8, errno i32 BE]` to a close-on-exec pipe the parent reads (EOF means
 //! exec succeeded), then `_exit(127)`. Model: sudo-rs's exec error pipe, OpenSSH's check that a
 //! dropped uid cannot be regained.
+//!
+//! Every child (each program and the supervisor) gets SIGKILL as its parent-death signal, set
+//! after the credential change (which clears it), so that the spawner's death, even by SIGKILL,
+//! leaves none of them running unsupervised (issue 16 item 5). A child whose spawner died before
+//! that point (its parent is then another process) exits at once.
 
 use crate::prepare::Prepared;
 use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
 use nix::unistd::{setgid, setgroups, setsid, setuid, Uid};
 use nix::unistd::{ForkResult, Pid};
 use std::convert::Infallible;
@@ -35,6 +41,8 @@ pub enum Step {
     RegainRoot,
     /// capset(2) and the ambient raise of the program's capabilities.
     Capabilities,
+    /// prctl(PR_SET_PDEATHSIG, SIGKILL).
+    ParentDeath,
     /// PR_SET_NO_NEW_PRIVS.
     NoNewPrivs,
     /// umask(2).
@@ -60,6 +68,7 @@ impl Step {
             Step::Bounding => "prctl PR_CAPBSET_DROP",
             Step::Keepcaps => "prctl PR_SET_KEEPCAPS",
             Step::Capabilities => "capset/ambient capabilities",
+            Step::ParentDeath => "prctl PR_SET_PDEATHSIG",
             Step::NoNewPrivs => "prctl PR_SET_NO_NEW_PRIVS",
             Step::Setgroups => "setgroups",
             Step::Setgid => "setgid",
@@ -76,7 +85,7 @@ impl Step {
 
     /// The step for a reported byte.
     pub fn from_u8(b: u8) -> Option<Step> {
-        const ALL: [Step; 16] = [
+        const ALL: [Step; 17] = [
             Step::Setsid,
             Step::Signals,
             Step::Bounding,
@@ -86,6 +95,7 @@ impl Step {
             Step::Setuid,
             Step::RegainRoot,
             Step::Capabilities,
+            Step::ParentDeath,
             Step::NoNewPrivs,
             Step::Umask,
             Step::Chdir,
@@ -98,15 +108,16 @@ impl Step {
     }
 }
 
-/// Runs in the forked child: sets it up and execs, or reports the failed step and exits 127.
-pub fn exec_child(p: &Prepared, errpipe: BorrowedFd<'_>) -> ! {
-    let Err((step, errno)) = setup_and_exec(p);
+/// Runs in the forked child of `parent` (the spawner's pid, taken before the fork): sets it up
+/// and execs, or reports the failed step and exits 127.
+pub fn exec_child(p: &Prepared, errpipe: BorrowedFd<'_>, parent: Pid) -> ! {
+    let Err((step, errno)) = setup_and_exec(p, parent);
     let e = (errno as i32).to_be_bytes();
     sys::write_all(errpipe, &[step as u8, e[0], e[1], e[2], e[3]]);
     sys::exit_now(127)
 }
 
-fn setup_and_exec(p: &Prepared) -> Result<Infallible, (Step, Errno)> {
+fn setup_and_exec(p: &Prepared, parent: Pid) -> Result<Infallible, (Step, Errno)> {
     setsid().map_err(|e| (Step::Setsid, e))?;
     sys::reset_signals().map_err(|e| (Step::Signals, e))?;
     if let Some(last_cap) = p.drop_bounding {
@@ -127,6 +138,14 @@ fn setup_and_exec(p: &Prepared) -> Result<Infallible, (Step, Errno)> {
         if p.ambient_caps != 0 {
             sys::grant_ambient(p.ambient_caps).map_err(|e| (Step::Capabilities, e))?;
         }
+    }
+    // After the uid change, which clears it (credentials(7)); an exec of a set-user-ID file
+    // clears it too.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| (Step::ParentDeath, e))?;
+    if nix::unistd::getppid() != parent {
+        // The spawner died before the line above: nobody would supervise this child, and nobody
+        // reads the error pipe.
+        sys::exit_now(127);
     }
     if p.no_new_privs {
         sys::set_no_new_privs().map_err(|e| (Step::NoNewPrivs, e))?;
@@ -206,8 +225,15 @@ impl SpawnError {
 pub fn spawn(p: &Prepared, command: &str, directory: Option<&str>) -> Result<Pid, SpawnError> {
     let (err_r, err_w) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Parent { call: "pipe2", errno })?;
-    match sys::fork().map_err(|errno| SpawnError::Parent { call: "fork", errno })? {
-        ForkResult::Child => exec_child(p, err_w.as_fd()),
+    let parent = sys::getpid();
+    // Into the instance's cgroup (leftovers.rs) where it has one. Best effort: where clone3
+    // cannot, a plain fork, and the process group alone finds what the program leaves behind.
+    let forked = match &p.cgroup {
+        Some(cgroup) => sys::fork_into_cgroup(cgroup.as_fd()).or_else(|_| sys::fork()),
+        None => sys::fork(),
+    };
+    match forked.map_err(|errno| SpawnError::Parent { call: "fork", errno })? {
+        ForkResult::Child => exec_child(p, err_w.as_fd(), parent),
         ForkResult::Parent { child } => {
             drop(err_w);
             let mut buf = [0u8; 5];

@@ -125,7 +125,7 @@ enum ServeError {
     /// The supervisor could not be started.
     #[error(transparent)]
     Start(#[from] privdrop::StartError),
-    /// `socketpair` (the link) or `signalfd` failed.
+    /// `socketpair` (the link), `signalfd` or `prctl` failed.
     #[error("{call}: {errno}")]
     Sys {
         /// The call.
@@ -145,9 +145,15 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
         return Err(ServeError::Threaded);
     }
     let report = if daemon { Some(crate::daemon::daemonize()?) } else { None };
+    // The orphans of a program (its background children, once their parent has died) become
+    // ours, so that leftovers.rs can end them and the loop reaps them (not inherited by a fork:
+    // hence after daemonize).
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|errno| ServeError::Sys { call: "prctl PR_SET_CHILD_SUBREAPER", errno })?;
     let _pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(config.server.umask as libc::mode_t));
     setup::raise_limits(&config)?;
+    setup::raise_nofile_for(&config);
     let user = setup::supervisor_user(&config)?;
     for problem in setup::prepare_logs(&config, user.as_ref()) {
         eprintln!("taskmasterd: {problem}");
@@ -163,9 +169,8 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
         let sigfd = signal_fd().map_err(|errno| ServeError::Sys { call: "signalfd", errno })?;
         let (supervisor, relay) = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
-        drop(listener);
-        let supervisor_uid = user.as_ref().map(|u| u.uid);
-        Ok(Spawner::new(config, Link::new(ours), supervisor, supervisor_uid, sigfd, !daemon).with_relay(relay).run())
+        // The listener stays open here too: a supervisor that replaces a dead one gets it.
+        Ok(Spawner::new(config, Link::new(ours), supervisor, user, listener, sigfd, !daemon).with_relay(relay).run())
     })();
     socket_node.remove();
     result

@@ -162,7 +162,7 @@ mod tests {
     }
 
     fn web_child(pid: i32, instance: u32) -> Child {
-        Child { pid: Pid::from_raw(pid), program: "web".into(), instance, stopasgroup: true, killasgroup: true }
+        Child::new(Pid::from_raw(pid), "web", instance, true, true)
     }
 
     #[test]
@@ -178,7 +178,7 @@ mod tests {
         assert!(check_spawn(&c, &children, 1, "web", 6, 1).is_ok());
         assert!(check_spawn(&c, &children, 1, "db", 0, 1).is_ok());
         // Reaped (its `Exited` event follows): the restart is allowed.
-        assert!(children.remove_pid(Pid::from_raw(4242)).is_some());
+        assert!(children.remove_pid(Pid::from_raw(4242), common::proto::spawn::ExitStatus::Code(0)).is_some());
         assert!(check_spawn(&c, &children, 1, "web", 5, 1).is_ok());
     }
 

@@ -8,7 +8,8 @@
 //!
 //! Files: `link.rs` (the loop), `dispatch.rs` (validation), `prepare.rs` (a `Program` into what
 //! the child needs, built before fork), `child.rs` (fork to exec, async-signal-safe only),
-//! `children.rs` (pids, reaping), `privdrop.rs` (the supervisor's identity), `setup.rs` (socket,
+//! `children.rs` (pids, reaping), `leftovers.rs` (ending what a dead program left before its
+//! exit is reported), `privdrop.rs` (the supervisor's identity), `setup.rs` (socket,
 //! directories, limits, the supervisor's uid), `paths.rs` (reaching a path as root without
 //! following what others can change), `man.rs` (taskmasterd(8)), `sys/` (every raw call, each
 //! wrapped once in a safe function).
@@ -21,6 +22,7 @@ pub mod children;
 pub mod cli;
 pub mod daemon;
 pub mod dispatch;
+pub mod leftovers;
 pub mod link;
 pub mod man;
 pub mod paths;

@@ -1,21 +1,55 @@
 //! The spawner's loop: one poll over the signalfd and the link to the supervisor. Requests are
 //! answered as the link's state permits (OpenSSH monitor style); any protocol error ends the
-//! link, and with it the supervisor, whose children are then stopped here.
+//! link, and with it the supervisor.
+//!
+//! The supervisor is disposable (issue 16): when it dies for any reason but an orderly exit, the
+//! spawner starts a new one exactly as it started the first (same uid, same confinement, same
+//! control socket) and hands it the inventory: every child not reported ended, with the
+//! spawner's copies of its fds, the process records the last supervisor asked it to keep, then
+//! the exits and signals that arrived meanwhile. The first restarts are immediate, later ones
+//! back off up to 1 s apart ([`restart_delay`]); after [`CRASH_LOOP_DEATHS`] deaths within
+//! [`CRASH_LOOP_WINDOW`] the spawner stops every program in priority order and exits 1, so the
+//! service manager's `Restart=` takes over.
 
 use crate::children::{Child, Children};
+use crate::leftovers::Leftovers;
 use crate::prepare::{self, ParentEnds};
-use crate::{child, dispatch};
+use crate::setup::SupervisorUser;
+use crate::{child, dispatch, privdrop};
 use common::config::model::Server;
 use common::config::{self, Config, ReloadPlan};
 use common::proto::spawn::{
-    config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProtoError, Request, MAX_ITEM, VERSION,
+    config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProcRecord, ProtoError, Request, MAX_ITEM, VERSION,
 };
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+/// Supervisor deaths within [`CRASH_LOOP_WINDOW`] that end taskmasterd (issue 16: 10).
+pub const CRASH_LOOP_DEATHS: usize = 10;
+/// The window in which [`CRASH_LOOP_DEATHS`] deaths end taskmasterd (60 s).
+pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
+/// The longest wait before a new supervisor is started (1 s).
+pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Deaths count towards the restart delay for this long (10 s): a supervisor that dies now and
+/// then is restarted at once.
+pub const BACKOFF_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long to wait before starting a new supervisor after the `deaths`-th death within
+/// [`BACKOFF_WINDOW`]: none for the first two, then 100 ms doubling up to
+/// [`MAX_RESTART_DELAY`].
+pub fn restart_delay(deaths: usize) -> Duration {
+    match deaths {
+        0..=2 => Duration::ZERO,
+        n => (Duration::from_millis(100) * (1u32 << (n - 3).min(8))).min(MAX_RESTART_DELAY),
+    }
+}
 
 /// The signals the spawner receives through its signalfd; blocked before the first fork.
 pub fn handled_signals() -> SigSet {
@@ -43,10 +77,37 @@ pub struct Spawner {
     link: Link,
     state: LinkState,
     children: Children,
+    /// What dead programs left behind, ended before their exits are reported.
+    leftovers: Leftovers,
     supervisor: Pid,
-    /// The supervisor's uid (as root), which no program may have.
-    supervisor_uid: Option<nix::unistd::Uid>,
+    /// The supervisor's user (as root), which no program may have; each new supervisor runs
+    /// as it.
+    supervisor_user: Option<SupervisorUser>,
     supervisor_status: Option<ExitStatus>,
+    /// The listening control socket, handed to each supervisor; connections made while none
+    /// runs wait in its backlog.
+    listener: OwnedFd,
+    /// Supervisors started after the first.
+    restarts: u32,
+    /// When supervisors died, within [`CRASH_LOOP_WINDOW`].
+    deaths: VecDeque<Instant>,
+    /// The last supervisor that died: pid and how.
+    previous: Option<(i32, ExitStatus)>,
+    /// When to start the next supervisor.
+    restart_at: Option<Instant>,
+    /// Process records kept for the next supervisor, by program and instance.
+    records: HashMap<(String, u32), ProcRecord>,
+    /// Signals for the daemon that arrived while no supervisor was ready.
+    held_signals: Vec<i32>,
+    /// The supervisor died too often: every program is being stopped.
+    crash_loop: bool,
+    /// Start a new supervisor when one dies (off only in tests that play the supervisor).
+    restart_supervisor: bool,
+    /// taskmasterd was asked to stop (TERM, INT, QUIT): a supervisor that dies now is not
+    /// replaced; what it left is stopped here.
+    stop_requested: bool,
+    /// Stop serving now: no supervisor runs and none will.
+    exit_now: bool,
     sigfd: SignalFd,
     base_env: Vec<(String, String)>,
     as_root: bool,
@@ -64,19 +125,23 @@ fn say(msg: &str) {
 
 impl Spawner {
     /// A spawner serving `link`, whose supervisor has pid `supervisor`.
-    /// `supervisor_uid` is the uid the supervisor runs as when it was dropped to one (as root):
-    /// no program may be spawned with it.
+    /// `supervisor_user` is the user the supervisor runs as when it was dropped to one (as
+    /// root): no program may be spawned with its uid, and a new supervisor runs as it.
+    /// `listener` is the control socket, handed to every new supervisor.
     pub fn new(
         config: Config,
         link: Link,
         supervisor: Pid,
-        supervisor_uid: Option<nix::unistd::Uid>,
+        supervisor_user: Option<SupervisorUser>,
+        listener: OwnedFd,
         sigfd: SignalFd,
         log_to_stderr: bool,
     ) -> Self {
         let base_env = inherited_env()
             .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
             .collect();
+        let (leftovers, mechanism) = Leftovers::detect();
+        say(&mechanism);
         Spawner {
             config,
             generation: 1,
@@ -85,9 +150,21 @@ impl Spawner {
             link,
             state: LinkState::AwaitHello,
             children: Children::default(),
+            leftovers,
             supervisor,
-            supervisor_uid,
+            supervisor_user,
             supervisor_status: None,
+            listener,
+            restarts: 0,
+            deaths: VecDeque::new(),
+            previous: None,
+            restart_at: None,
+            records: HashMap::new(),
+            held_signals: Vec::new(),
+            crash_loop: false,
+            restart_supervisor: true,
+            stop_requested: false,
+            exit_now: false,
             sigfd,
             base_env,
             as_root: nix::unistd::geteuid().is_root(),
@@ -97,16 +174,38 @@ impl Spawner {
         }
     }
 
+    /// Never starts a new supervisor: when this one dies, every program is stopped and `run`
+    /// returns (for tests in which the test plays the supervisor).
+    pub fn without_restarts(mut self) -> Self {
+        self.restart_supervisor = false;
+        self
+    }
+
     /// Also relays the supervisor's stdout and stderr to ours (see [`crate::privdrop`]).
     pub fn with_relay(mut self, relay: crate::privdrop::StderrRelay) -> Self {
         self.relay = Some(relay);
         self
     }
 
-    /// Serves until the supervisor has gone, then stops any child left. Returns the exit code
-    /// for taskmasterd: 0 when the supervisor exited 0 and no child was left behind.
+    /// Serves until a supervisor exits in order (or they die too often), then stops any child
+    /// left. Returns the exit code for taskmasterd: 0 when the supervisor exited 0 and no child
+    /// was left behind.
     pub fn run(mut self) -> u8 {
-        while self.link_open || self.supervisor_status.is_none() {
+        loop {
+            if self.exit_now {
+                break;
+            }
+            if let Some(status) = self.supervisor_status {
+                // Its last requests are still in the link: take them first (a record, a stop).
+                while self.link_open && self.on_link() {}
+                if status == ExitStatus::Code(0) || !self.on_death(status) {
+                    break;
+                }
+            }
+            if self.restart_at.is_some_and(|at| at <= Instant::now()) {
+                self.restart();
+                continue;
+            }
             let link_fd = self.link.as_fd();
             let sig_fd = self.sigfd.as_fd();
             let mut fds = vec![PollFd::new(sig_fd, PollFlags::POLLIN)];
@@ -117,10 +216,11 @@ impl Spawner {
             if let Some(relay) = &self.relay {
                 fds.extend(relay.poll_fds());
             }
-            // Idle without privilege: the effective capabilities come back only to handle what
-            // arrived (issue 7's least privilege; a no-op when not root).
+            // Idle without privilege but CAP_KILL: the effective capabilities come back only to
+            // handle what arrived (issue 7's least privilege; a no-op when not root).
             lower_privilege();
-            let polled = poll(&mut fds, PollTimeout::NONE);
+            let due = [self.restart_at, self.leftovers.next_deadline()].into_iter().flatten().min();
+            let polled = poll(&mut fds, poll_timeout(due));
             raise_privilege();
             match polled {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -141,45 +241,146 @@ impl Spawner {
             if let (Some(relay), Some(ready)) = (self.relay.as_mut(), relay_ready) {
                 relay.pump(ready);
             }
+            for (spawn_id, status) in self.leftovers.on_time(Instant::now()) {
+                self.deliver_exit(spawn_id, status);
+            }
         }
         if let Some(relay) = self.relay.as_mut() {
             relay.drain(crate::privdrop::RELAY_DRAIN);
         }
-        let leftover = !self.children.is_empty();
+        let leftover = !self.children.is_empty() || self.leftovers.is_ending();
         if leftover {
-            say(&format!("the supervisor is gone; stopping {} child process(es) it left", self.children.len()));
+            if !self.crash_loop {
+                say(&format!("the supervisor is gone; stopping {} child process(es) it left", self.children.len()));
+            }
             self.stop_leftovers();
         }
         match self.supervisor_status {
+            _ if self.crash_loop => 1,
             Some(ExitStatus::Code(0)) if !leftover => 0,
+            // Asked to stop, and what a dead supervisor left was stopped here in order.
+            _ if self.stop_requested => 0,
             _ => 1,
+        }
+    }
+
+    /// A supervisor died (not an orderly exit): schedules a new one, or, after
+    /// [`CRASH_LOOP_DEATHS`] deaths within [`CRASH_LOOP_WINDOW`], gives up. Returns whether to
+    /// go on serving.
+    fn on_death(&mut self, status: ExitStatus) -> bool {
+        if let Some(relay) = self.relay.as_mut() {
+            // It is gone: what it wrote last is already in the pipe.
+            relay.drain(Duration::from_millis(100));
+        }
+        let now = Instant::now();
+        self.deaths.push_back(now);
+        while self.deaths.front().is_some_and(|t| now.duration_since(*t) > CRASH_LOOP_WINDOW) {
+            self.deaths.pop_front();
+        }
+        let pid = self.supervisor.as_raw();
+        let how = match status {
+            ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Signal(s) => format!("signal {}", common::units::signal_name(s)),
+        };
+        if !self.restart_supervisor {
+            return false;
+        }
+        if self.stop_requested {
+            say(&format!(
+                "the supervisor (pid {}) died while taskmasterd was stopping; stopping what it left",
+                self.supervisor
+            ));
+            return false;
+        }
+        if self.deaths.len() >= CRASH_LOOP_DEATHS {
+            say(&format!(
+                "the supervisor (pid {pid}) died ({how}): {} deaths within {} s; stopping every program and exiting",
+                self.deaths.len(),
+                CRASH_LOOP_WINDOW.as_secs()
+            ));
+            self.crash_loop = true;
+            return false;
+        }
+        let recent = self.deaths.iter().filter(|t| now.duration_since(**t) <= BACKOFF_WINDOW).count();
+        let delay = restart_delay(recent);
+        say(&format!(
+            "the supervisor (pid {pid}) died ({how}); starting a new one{}",
+            if delay.is_zero() { String::new() } else { format!(" in {} ms", delay.as_millis()) }
+        ));
+        self.previous = Some((pid, status));
+        // A re-read the dead supervisor did not commit is forgotten; the new one starts from
+        // the config in force.
+        self.candidate = None;
+        self.restart_at = Some(now + delay);
+        self.supervisor_status = None;
+        self.link_open = false;
+        true
+    }
+
+    /// Starts a new supervisor as the first one was started (DESIGN §1 rule 4); it says hello
+    /// and receives the config and the inventory. A failure counts as a death.
+    fn restart(&mut self) {
+        self.restart_at = None;
+        let started = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|errno| privdrop::StartError::Sys { call: "socketpair", errno })
+            .and_then(|(ours, theirs)| {
+                privdrop::start_supervisor(&theirs, &self.listener, self.supervisor_user.as_ref())
+                    .map(|(pid, relay)| (ours, pid, relay))
+            });
+        self.restarts += 1;
+        match started {
+            Ok((ours, pid, relay)) => {
+                self.link = Link::new(ours);
+                self.state = LinkState::AwaitHello;
+                self.link_open = true;
+                self.supervisor = pid;
+                self.supervisor_status = None;
+                self.relay = Some(relay);
+            }
+            Err(e) => {
+                say(&format!("cannot start a new supervisor: {e}"));
+                self.supervisor_status = Some(ExitStatus::Code(1));
+            }
         }
     }
 
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.sigfd.read_signal() {
             let signo = info.ssi_signo as i32;
+            let stop = matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT));
+            self.stop_requested |= stop;
             if signo == Signal::SIGCHLD as i32 {
                 self.reap();
             } else if self.link_open && self.state == LinkState::Ready {
                 self.send(&Event::DaemonSignal { signal: signo }, &[]);
-            } else if matches!(Signal::try_from(signo), Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)) {
-                // Not serving yet: nothing runs, so end the supervisor and leave.
-                let _ = kill(self.supervisor, Signal::SIGTERM);
+            } else if self.previous.is_some() && !stop {
+                // A new supervisor is on its way: it gets the signal after the inventory.
+                self.held_signals.push(signo);
+            } else if stop {
+                if self.restart_at.take().is_some() {
+                    // No supervisor runs (a new one was due): stop what runs here.
+                    self.exit_now = true;
+                } else if self.supervisor_status.is_none() {
+                    // Not serving yet: end the supervisor; what it left is stopped here.
+                    let _ = kill(self.supervisor, Signal::SIGTERM);
+                }
             }
         }
     }
 
+    /// Reaps what ended: a child's exit is reported once what it left is ended (`leftovers.rs`);
+    /// an orphan of a program (the spawner is their subreaper) is reaped quietly.
     fn reap(&mut self) {
         let reaped = self.children.reap();
+        let now = Instant::now();
         for (spawn_id, status) in reaped.exited {
-            if self.link_open {
-                self.send(&Event::Exited { spawn_id, status }, &[]);
+            if let Some((spawn_id, status)) = self.leftovers.on_exit(spawn_id, status, now) {
+                self.deliver_exit(spawn_id, status);
             }
         }
         for (pid, status) in reaped.others {
-            if pid == self.supervisor {
-                if status != ExitStatus::Code(0) {
+            if pid == self.supervisor && self.supervisor_status.is_none() {
+                if status != ExitStatus::Code(0) && !self.restart_supervisor {
                     say(&format!("the supervisor (pid {pid}) ended: {status:?}"));
                 }
                 self.supervisor_status = Some(status);
@@ -187,7 +388,26 @@ impl Spawner {
         }
     }
 
+    /// Reports a child's end to the supervisor. The child stays in the table, marked ended,
+    /// until the supervisor says it acted on it ([`Request::ExitSeen`]): a supervisor that dies
+    /// first, or was not ready, leaves it to the next one's inventory, followed by this exit.
+    fn deliver_exit(&mut self, spawn_id: u64, status: ExitStatus) {
+        if self.serving() {
+            self.send(&Event::Exited { spawn_id, status }, &[]);
+        }
+    }
+
+    /// Whether a live supervisor has said hello on an open link.
+    fn serving(&self) -> bool {
+        self.link_open && self.state == LinkState::Ready && self.supervisor_status.is_none()
+    }
+
     fn send(&mut self, event: &Event, fds: &[BorrowedFd<'_>]) {
+        if !self.link_open || self.supervisor_status.is_some() {
+            // It is gone; what it would have been told waits for the next one.
+            self.link_open = false;
+            return;
+        }
         if let Err(e) = self.link.send(event, fds) {
             say(&format!("cannot send to the supervisor: {e}; ending the link"));
             self.end_link();
@@ -201,19 +421,26 @@ impl Spawner {
         }
     }
 
-    fn on_link(&mut self) {
+    /// Handles one request; returns whether one was read (false: none waiting, or the link
+    /// ended).
+    fn on_link(&mut self) -> bool {
         match self.link.recv::<Request>() {
             Ok((request, _no_fds)) => {
                 if let Err(e) = self.handle(request) {
                     say(&format!("refusing the supervisor's request: {e}; ending the link"));
                     self.end_link();
                 }
+                self.link_open
             }
-            Err(ProtoError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(ProtoError::Closed) => self.link_open = false,
+            Err(ProtoError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(ProtoError::Closed) => {
+                self.link_open = false;
+                false
+            }
             Err(e) => {
                 say(&format!("protocol error from the supervisor: {e}; ending the link"));
                 self.end_link();
+                false
             }
         }
     }
@@ -232,10 +459,34 @@ impl Spawner {
                         notify,
                         watchdog_usec,
                         journal: crate::privdrop::stderr_is_journal(),
+                        restarts: self.restarts,
+                        previous: self.previous,
                     },
                     &[],
                 );
                 self.send_config();
+                if self.previous.is_some() {
+                    self.send_inventory();
+                }
+                Ok(())
+            }
+            (LinkState::Ready, Request::ExitSeen { spawn_id }) => {
+                // Only an ended child may be forgotten: a live one keeps its pid in the table.
+                if self.children.get_mut(spawn_id).is_some_and(|c| c.ended.is_some()) {
+                    self.children.remove(spawn_id);
+                }
+                Ok(())
+            }
+            (LinkState::Ready, Request::Remember { program, instance, record }) => {
+                // Kept only for a process of the config (in force or re-read): bounded by it.
+                let known =
+                    |c: &Config| c.programs.iter().any(|p| p.name == program && p.instances().contains(&instance));
+                if known(&self.config) || self.candidate.as_ref().is_some_and(|(_, c)| known(c)) {
+                    match record {
+                        Some(r) => self.records.insert((program, instance), r),
+                        None => self.records.remove(&(program, instance)),
+                    };
+                }
                 Ok(())
             }
             (LinkState::AwaitHello, Request::Hello { version }) => Err(LinkError::Version(version)),
@@ -252,12 +503,17 @@ impl Spawner {
                 notify(ready, reloading, stopping, watchdog, status.as_deref())
             }
             (LinkState::Ready, Request::Signal { spawn_id, signal, purpose }) => {
-                let result = dispatch::check_signal(&self.children, spawn_id, signal, purpose)
-                    .map_err(|r| r.to_string())
-                    .and_then(|t| {
-                        let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
-                        r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
-                    });
+                // A child whose exit is held while its leftovers are ended: to what is left.
+                let held = Signal::try_from(signal).ok().and_then(|s| self.leftovers.signal(spawn_id, s));
+                let result = match held {
+                    Some(r) => r.map_err(|e| format!("killpg of spawn id {spawn_id}: {e:?} ({})", e.desc())),
+                    None => dispatch::check_signal(&self.children, spawn_id, signal, purpose)
+                        .map_err(|r| r.to_string())
+                        .and_then(|t| {
+                            let r = if t.group { killpg(t.pid, t.signal) } else { kill(t.pid, t.signal) };
+                            r.map_err(|e| format!("kill {}: {e:?} ({})", t.pid, e.desc()))
+                        }),
+                };
                 if let Err(error) = result {
                     say(&format!("signal {signal} for spawn id {spawn_id}: {error}"));
                     self.send(&Event::SignalFailed { spawn_id, error }, &[]);
@@ -265,6 +521,66 @@ impl Spawner {
                 Ok(())
             }
             (state, other) => Err(LinkError::NotPermitted { request: Box::new(other), state }),
+        }
+    }
+
+    /// Hands a new supervisor what the last one left (issue 16): every child not reported
+    /// ended with the spawner's copies of its fds, the kept records, then the exits and
+    /// signals no supervisor has heard.
+    fn send_inventory(&mut self) {
+        if !self.serving() {
+            return;
+        }
+        let mut failed = None;
+        let mut adopted = 0u32;
+        for (spawn_id, c) in self.children.all() {
+            let event = Event::Adopt {
+                spawn_id,
+                program: c.program.clone(),
+                instance: c.instance,
+                pid: c.pid.as_raw(),
+                generation: c.generation,
+                started_ns: c.started_ns,
+                fds: c.fdset,
+                ended: c.ended.is_some(),
+            };
+            let fds: Vec<BorrowedFd<'_>> = c.fds.iter().map(|f| f.as_fd()).collect();
+            if let Err(e) = self.link.send(&event, &fds) {
+                failed = Some(e);
+                break;
+            }
+            adopted += 1;
+        }
+        if let Some(e) = failed {
+            say(&format!("cannot send the inventory to the supervisor: {e}; ending the link"));
+            return self.end_link();
+        }
+        let records: Vec<Event> = self
+            .records
+            .iter()
+            .map(|((program, instance), record)| Event::Remembered {
+                program: program.clone(),
+                instance: *instance,
+                record: record.clone(),
+            })
+            .collect();
+        for event in records {
+            self.send(&event, &[]);
+        }
+        self.send(&Event::AdoptEnd { adopted }, &[]);
+        // An exit held while its leftovers are ended is reported when they are (`leftovers.rs`).
+        let ended: Vec<(u64, ExitStatus)> = self
+            .children
+            .all()
+            .into_iter()
+            .filter(|(id, _)| !self.leftovers.holds(*id))
+            .filter_map(|(id, c)| c.ended.map(|s| (id, s)))
+            .collect();
+        for (spawn_id, status) in ended {
+            self.deliver_exit(spawn_id, status);
+        }
+        for signal in std::mem::take(&mut self.held_signals) {
+            self.send(&Event::DaemonSignal { signal }, &[]);
         }
     }
 
@@ -342,6 +658,11 @@ impl Spawner {
             self.config.programs.sort_by(|a, b| a.name.cmp(&b.name));
         }
         self.generation = generation;
+        crate::setup::raise_nofile_for(&self.config);
+        let config = &self.config;
+        self.records.retain(|(program, instance), _| {
+            config.programs.iter().any(|p| &p.name == program && p.instances().contains(instance))
+        });
         Ok(())
     }
 
@@ -353,35 +674,48 @@ impl Spawner {
                     SpawnFailure::Refused(r)
                 })
                 .and_then(|p| {
-                    let (prepared, ends) = prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
+                    let (mut prepared, ends) =
+                        prepare::prepare(&self.config, p, instance, &self.base_env, self.as_root)?;
                     // The config refuses it, but a re-read may change server.user (which takes
                     // effect at restart) and a program's user together: check the uid in force.
-                    if prepared.identity.as_ref().is_some_and(|i| Some(i.uid) == self.supervisor_uid) {
+                    let supervisor_uid = self.supervisor_user.as_ref().map(|u| u.uid);
+                    if prepared.identity.as_ref().is_some_and(|i| Some(i.uid) == supervisor_uid) {
                         return Err(SpawnFailure::SupervisorUid {
                             program: p.name.clone(),
                             uid: prepared.identity.as_ref().map_or(0, |i| i.uid.as_raw()),
                         });
                     }
+                    let (cgroup, dir) =
+                        p.cleanupgroup.then(|| self.leftovers.cgroup_for(&p.name, instance)).flatten().unzip();
+                    prepared.cgroup = dir;
                     let dir = p.directory.as_ref().map(|d| d.display().to_string());
                     let pid = child::spawn(&prepared, &p.command[0], dir.as_deref())?;
-                    let child = Child {
-                        pid,
-                        program: p.name.clone(),
-                        instance,
-                        stopasgroup: p.stopasgroup,
-                        killasgroup: p.killasgroup,
-                    };
-                    Ok((child, ends))
+                    let mut child = Child::new(pid, &p.name, instance, p.stopasgroup, p.killasgroup);
+                    child.cleanupgroup = p.cleanupgroup;
+                    Ok((child, ends, cgroup, Duration::from_secs(p.stopwaitsecs)))
                 });
         match result {
-            Ok((c, ends)) => {
-                let pid = c.pid.as_raw();
-                let spawn_id = self.children.insert(c);
+            Ok((mut c, ends, cgroup, stopwait)) => {
+                let (pid, cleanupgroup) = (c.pid, c.cleanupgroup);
                 let ParentEnds { pty, stdin, stdout, stderr } = ends;
                 let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some(), pty };
-                let owned: Vec<_> = [stdin, stdout, stderr].into_iter().flatten().collect();
-                let borrowed: Vec<BorrowedFd<'_>> = owned.iter().map(|f| f.as_fd()).collect();
-                if let Err(e) = self.link.send(&Event::Spawned { token, spawn_id, pid, fds }, &borrowed) {
+                // The spawner keeps these, for a supervisor that replaces this one (issue 16).
+                c.fds = [stdin, stdout, stderr].into_iter().flatten().collect();
+                c.fdset = fds;
+                c.generation = self.generation;
+                let spawn_id = self.children.insert(c);
+                if cleanupgroup {
+                    self.leftovers.watch(spawn_id, pid, cgroup, stopwait);
+                }
+                let pid = pid.as_raw();
+                let sent = match self.children.get_mut(spawn_id) {
+                    Some(c) if self.link_open && self.supervisor_status.is_none() => {
+                        let borrowed: Vec<BorrowedFd<'_>> = c.fds.iter().map(|f| f.as_fd()).collect();
+                        self.link.send(&Event::Spawned { token, spawn_id, pid, fds }, &borrowed)
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(e) = sent {
                     say(&format!("cannot send to the supervisor: {e}; ending the link"));
                     self.end_link();
                 }
@@ -393,31 +727,68 @@ impl Spawner {
         }
     }
 
-    /// Stops children the supervisor left (it died): each gets its program's stop signal, then
-    /// SIGKILL after the longest `stopwaitsecs`.
+    /// Stops children the supervisor left (it died, or they were left behind), in priority
+    /// order as supervisord stops programs (the highest `priority` first): each group gets its
+    /// programs' stop signals, then SIGKILL after the group's longest `stopwaitsecs`, before the
+    /// next group is stopped; what they leave is ended too (`leftovers.rs`: SIGTERM, then
+    /// SIGKILL within the same time).
     fn stop_leftovers(&mut self) {
-        let wait = self.config.programs.iter().map(|p| p.stopwaitsecs).max().unwrap_or(10);
-        for pid in self.children.pids() {
-            let _ = killpg(pid, Signal::SIGTERM);
-            let _ = kill(pid, Signal::SIGTERM);
+        let mut groups: std::collections::BTreeMap<std::cmp::Reverse<i32>, Vec<(Pid, Signal, u64)>> =
+            std::collections::BTreeMap::new();
+        for (_, c) in self.children.live() {
+            let p = self.config.programs.iter().find(|p| p.name == c.program);
+            let priority = p.map_or(999, |p| p.priority);
+            let signal = p.and_then(|p| Signal::try_from(p.stopsignal).ok()).unwrap_or(Signal::SIGTERM);
+            let wait = p.map_or(10, |p| p.stopwaitsecs);
+            groups.entry(std::cmp::Reverse(priority)).or_default().push((c.pid, signal, wait));
         }
-        let deadline = Instant::now() + Duration::from_secs(wait);
-        while !self.children.is_empty() && Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let _ = poll(&mut fds, PollTimeout::from(ms));
-            while let Ok(Some(_)) = self.sigfd.read_signal() {}
-            let _ = self.children.reap();
+        for (_, group) in groups {
+            for (pid, signal, _) in &group {
+                let _ = killpg(*pid, *signal);
+                let _ = kill(*pid, *signal);
+            }
+            let wait = group.iter().map(|(_, _, w)| *w).max().unwrap_or(10);
+            let deadline = Instant::now() + Duration::from_secs(wait);
+            let alive = |children: &Children| {
+                group.iter().filter(|(pid, _, _)| children.live().any(|(_, c)| c.pid == *pid)).count()
+            };
+            while (alive(&self.children) > 0 || self.leftovers.is_ending()) && Instant::now() < deadline {
+                let next = self.leftovers.next_deadline().map_or(deadline, |at| at.min(deadline));
+                self.wait_and_reap_quietly(next);
+            }
+            for (pid, _, _) in &group {
+                if self.children.live().any(|(_, c)| c.pid == *pid) {
+                    let _ = killpg(*pid, Signal::SIGKILL);
+                    let _ = kill(*pid, Signal::SIGKILL);
+                }
+            }
         }
-        for pid in self.children.pids() {
-            let _ = killpg(pid, Signal::SIGKILL);
-            let _ = kill(pid, Signal::SIGKILL);
-        }
+        self.leftovers.kill_all(Instant::now());
         while !self.children.is_empty() {
             let _ = nix::sys::wait::wait();
-            let _ = self.children.reap();
+            self.reap_quietly();
         }
+        // Bounded: a group not empty `KILL_GRACE` after its SIGKILL is given up.
+        while let Some(next) = self.leftovers.next_deadline() {
+            self.wait_and_reap_quietly(next);
+        }
+    }
+
+    /// On the way out: waits for a signal until `until`, then reaps and ends leftovers as the
+    /// loop would, with nobody left to tell.
+    fn wait_and_reap_quietly(&mut self, until: Instant) {
+        let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, poll_timeout(Some(until)));
+        while let Ok(Some(_)) = self.sigfd.read_signal() {}
+        self.reap_quietly();
+    }
+
+    fn reap_quietly(&mut self) {
+        let now = Instant::now();
+        for (spawn_id, status) in self.children.reap().exited {
+            let _ = self.leftovers.on_exit(spawn_id, status, now);
+        }
+        let _ = self.leftovers.on_time(now);
     }
 }
 
@@ -428,9 +799,28 @@ fn changes_too_large(file: &std::path::Path, len: usize) -> config::ConfigError 
     config::ConfigError::whole(file, message)
 }
 
-/// Empties the effective capability set; the permitted set keeps them for later.
+/// A poll timeout until `deadline` (rounded up to the millisecond, so that a wakeup is never
+/// early), or none.
+fn poll_timeout(deadline: Option<Instant>) -> PollTimeout {
+    match deadline {
+        None => PollTimeout::NONE,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            let ms = left.as_micros().div_ceil(1000);
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+        }
+    }
+}
+
+/// Empties the effective capability set but for CAP_KILL; the permitted set keeps them for
+/// later. CAP_KILL stays because the kernel checks the parent-death signal (child.rs) against
+/// the credentials of the dying spawner: without it, a spawner killed while idle could not
+/// signal a program of another uid, nor the supervisor, and they would outlive it.
 fn lower_privilege() {
-    let _ = caps::clear(None, caps::CapSet::Effective);
+    let kill_only: caps::CapsHashSet = caps::read(None, caps::CapSet::Permitted)
+        .map(|p| p.into_iter().filter(|c| *c == caps::Capability::CAP_KILL).collect())
+        .unwrap_or_default();
+    let _ = caps::set(None, caps::CapSet::Effective, &kill_only);
 }
 
 /// Makes the permitted capabilities effective again.
@@ -569,4 +959,21 @@ pub fn signal_fd() -> nix::Result<SignalFd> {
     let set = handled_signals();
     set.thread_block()?;
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_are_immediate_then_back_off_to_one_second() {
+        let ms = |n| restart_delay(n).as_millis();
+        assert_eq!(
+            [ms(0), ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(7), ms(50)],
+            [0, 0, 0, 100, 200, 400, 800, 1000, 1000]
+        );
+        // Ten deaths at the longest delays still fit the crash-loop window.
+        let worst: Duration = (1..CRASH_LOOP_DEATHS).map(restart_delay).sum();
+        assert!(worst < CRASH_LOOP_WINDOW, "{worst:?}");
+    }
 }

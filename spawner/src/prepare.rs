@@ -46,6 +46,9 @@ pub struct Prepared {
     pub drop_bounding: Option<u32>,
     /// Set no_new_privs before exec (the supervisor).
     pub no_new_privs: bool,
+    /// The directory of the instance's own cgroup, opened (close-on-exec): the child is forked
+    /// into it (see `leftovers.rs`). Never set for the supervisor.
+    pub cgroup: Option<OwnedFd>,
 }
 
 /// The supervisor's ends of the pipes (or the PTY master, as `stdout`), sent up with `Spawned`.
@@ -304,6 +307,7 @@ pub fn prepare(
         ambient_caps,
         drop_bounding: None,
         no_new_privs: false,
+        cgroup: None,
     };
     Ok((prepared, ParentEnds { pty: false, stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent }))
 }
@@ -353,6 +357,7 @@ fn prepare_pty(
         ambient_caps,
         drop_bounding: None,
         no_new_privs: false,
+        cgroup: None,
     };
     Ok((prepared, ParentEnds { pty: true, stdin: None, stdout: Some(pty.master), stderr: None }))
 }

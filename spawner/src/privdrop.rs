@@ -120,6 +120,8 @@ pub fn start_supervisor(
         // As root: no capability can ever come back to the supervisor (DESIGN §1 rule 4).
         drop_bounding: user.map(|_| last_cap()),
         no_new_privs: true,
+        // The supervisor stays in the spawner's own cgroup, never in a program's.
+        cgroup: None,
     };
     let pid = child::spawn(&prepared, &exe.display().to_string(), None).map_err(StartError::Spawn)?;
     // `prepared` (with its copies of the write end) drops here: the supervisor holds the only

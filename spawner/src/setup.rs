@@ -58,6 +58,20 @@ pub fn raise_limits(config: &Config) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// Raises the soft RLIMIT_NOFILE (never above the hard limit) so that the spawner can keep a
+/// copy of every fd it hands the supervisor (issue 16): 4 per process instance of `config` and
+/// 64 to spare. Programs inherit the soft limit, as supervisord's children inherit `minfds`; a
+/// small config changes nothing. Failures are ignored: spawns then fail with EMFILE, named.
+pub fn raise_nofile_for(config: &Config) {
+    let instances: u64 = config.programs.iter().map(|p| u64::from(p.numprocs)).sum();
+    let want = instances * 4 + 64;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < want {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard);
+        }
+    }
+}
+
 /// The uids systemd gives `DynamicUser=` services; the supervisor takes one of them when there
 /// is no `taskmaster` user (DESIGN §1 rule 4).
 pub const DYNAMIC_UIDS: std::ops::RangeInclusive<u32> = 61184..=65519;

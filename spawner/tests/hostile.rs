@@ -32,7 +32,8 @@ fn run_against(messages: &[Vec<u8>]) -> (u8, Vec<Event>, bool) {
     for m in messages {
         common::sys::send_with_fds(theirs.as_fd(), m, &[]).expect("send");
     }
-    let code = Spawner::new(config(), Link::new(ours), pid, None, sigfd, false).run();
+    let listener = std::fs::File::open("/dev/null").expect("/dev/null").into();
+    let code = Spawner::new(config(), Link::new(ours), pid, None, listener, sigfd, false).without_restarts().run();
     let killed = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_err();
     let mut them = Link::new(theirs);
     let flags = nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(&them, nix::fcntl::FcntlArg::F_GETFL).unwrap());

@@ -114,6 +114,7 @@ fn changed_fields(a: &Program, b: &Program) -> (Vec<&'static str>, bool, Vec<&'s
         stopwaitsecs,
         stopasgroup,
         killasgroup,
+        cleanupgroup,
         user,
         directory,
         umask,
@@ -151,6 +152,9 @@ fn changed_fields(a: &Program, b: &Program) -> (Vec<&'static str>, bool, Vec<&'s
         keep(*stopwaitsecs != b.stopwaitsecs, "stopwaitsecs"),
         keep(*stopasgroup != b.stopasgroup, "stopasgroup"),
         keep(*killasgroup != b.killasgroup, "killasgroup"),
+        // Read by the spawner from the config a child was started under: the running one keeps
+        // its setting, the next start takes the new one (as stopasgroup).
+        keep(*cleanupgroup != b.cleanupgroup, "cleanupgroup"),
     ];
     let shape = shape.into_iter().flatten().collect();
     let supervision = supervision.into_iter().flatten().chain(out_supervision).chain(err_supervision).collect();
@@ -302,6 +306,7 @@ mod tests {
         };
         assert_eq!(one("numprocs", "2"), Some((ChangeKind::Scale, vec!["numprocs".to_owned()])));
         assert_eq!(one("stopwaitsecs", "3"), Some((ChangeKind::Supervision, vec!["stopwaitsecs".to_owned()])));
+        assert_eq!(one("cleanupgroup", "false"), Some((ChangeKind::Supervision, vec!["cleanupgroup".to_owned()])));
         assert_eq!(
             one("stderr_logfile_maxbytes", "1KB"),
             Some((ChangeKind::Supervision, vec!["stderr_logfile_maxbytes".to_owned()]))

@@ -263,6 +263,18 @@ mod tests {
     }
 
     #[test]
+    fn cleanupgroup_defaults_to_true_and_takes_a_boolean() {
+        let c = check("programs:\n  on:\n    command: x\n  off:\n    command: x\n    cleanupgroup: false\n").unwrap();
+        let by_name = |n: &str| c.programs.iter().find(|p| p.name == n).unwrap().cleanupgroup;
+        assert!(by_name("on"), "the default ends a dead program's leftovers");
+        assert!(!by_name("off"));
+        let e = check("programs:\n  web:\n    command: x\n    cleanupgroup: sometimes\n").unwrap_err();
+        assert!(e.starts_with("/etc/t.yaml:4:5: programs.web.cleanupgroup"), "{e}");
+        let e = check("programs:\n  web:\n    command: x\n    cleanupgrup: false\n").unwrap_err();
+        assert!(e.contains("did you mean 'cleanupgroup'?"), "{e}");
+    }
+
+    #[test]
     fn every_error_is_reported_not_only_the_first() {
         let e = check("programs:\n  a:\n    command: x\n    autorestar: true\n  b:\n    command: y\n    numprocs: many\n  c:\n    command: z\n    stopsignal: NOPE\n").unwrap_err();
         let lines: Vec<&str> = e.lines().collect();

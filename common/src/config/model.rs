@@ -203,6 +203,11 @@ pub struct Program {
     pub stopasgroup: bool,
     /// Send SIGKILL to the process group (implied by stopasgroup, as in supervisord).
     pub killasgroup: bool,
+    /// When the main process exits, end what is left of its process group (its cgroup where
+    /// one is delegated): SIGTERM, then SIGKILL after `stopwaitsecs`, before the exit is
+    /// reported and the program restarted (default true; false keeps supervisord's behaviour
+    /// of leaving them running). Differs from supervisord, which has no such key.
+    pub cleanupgroup: bool,
     /// User to run as (root only).
     pub user: Option<String>,
     /// Working directory (absolute).

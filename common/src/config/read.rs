@@ -484,6 +484,7 @@ impl Reader<'_> {
                 "stopwaitsecs" => p.stopwaitsecs = self.number(&f, &k),
                 "stopasgroup" => p.stopasgroup = self.boolean(&f, &k),
                 "killasgroup" => p.killasgroup = self.boolean(&f, &k),
+                "cleanupgroup" => p.cleanupgroup = self.boolean(&f, &k),
                 "user" => p.user = self.string(&f, &k),
                 "directory" => p.directory = self.string(&f, &k),
                 "umask" => p.umask = self.text(&f, &k, "an octal mode such as 022"),

@@ -543,6 +543,7 @@ fn program(name: &str, rp: RawProgram, here: &Path, ctx: &Context, c: &mut Check
         stopwaitsecs: rp.stopwaitsecs.map_or(10, |v| v.value),
         stopasgroup,
         killasgroup: stopasgroup || rp.killasgroup.is_some_and(|v| v.value),
+        cleanupgroup: rp.cleanupgroup.is_none_or(|v| v.value),
         user: rp.user.map(|u| u.value),
         directory,
         umask,

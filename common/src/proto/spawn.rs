@@ -106,6 +106,25 @@ pub enum Request {
         /// `STATUS=…`, one line of at most [`MAX_STATUS`] printable characters.
         status: Option<String>,
     },
+    /// Keep (or, with `None`, forget) what a new supervisor needs to know of one process that
+    /// its live children cannot tell (issue 16): BACKOFF, FATAL, EXITED, STOPPED after a run,
+    /// STOPPING. The spawner only stores it, bounded by its own config's programs and
+    /// instances, and hands it back at a supervisor restart ([`Event::Remembered`]).
+    Remember {
+        /// Program name, a key of the spawner's config.
+        program: String,
+        /// Instance number, within the program's range.
+        instance: u32,
+        /// The record; `None` forgets it (the process is starting or running again).
+        record: Option<ProcRecord>,
+    },
+    /// The supervisor has acted on a child's [`Event::Exited`]: the spawner may forget the
+    /// child and close its copies of the fds. Until then the child stays in the inventory, so
+    /// an exit that a dying supervisor received but never acted on reaches the next one.
+    ExitSeen {
+        /// The child.
+        spawn_id: u64,
+    },
     /// Deliver a signal to a live child the spawner forked (DESIGN §1 rule 2).
     Signal {
         /// The child.
@@ -115,6 +134,26 @@ pub enum Request {
         /// Why: the spawner decides from it whether the process group gets it.
         purpose: SignalPurpose,
     },
+}
+
+/// The state of one process that its child cannot show, as the supervisor asked the spawner
+/// to keep it ([`Request::Remember`]); times are CLOCK_MONOTONIC nanoseconds
+/// ([`crate::units::monotonic_ns`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcRecord {
+    /// supervisord's state name: `BACKOFF`, `FATAL`, `EXITED`, `STOPPED`, `STOPPING`.
+    pub state: String,
+    /// Failed starts in a row (supervisord's backoff count).
+    pub backoff: u32,
+    /// How the last process ended.
+    pub last_exit: Option<ExitStatus>,
+    /// The last spawn error, shown by `status`.
+    pub spawnerr: Option<String>,
+    /// The process was ever started.
+    pub ever_started: bool,
+    /// When the state was entered, CLOCK_MONOTONIC nanoseconds.
+    pub changed_ns: u64,
 }
 
 /// Why a signal is sent; it decides whether the whole process group receives it.
@@ -181,6 +220,12 @@ pub enum Event {
         /// relays there, gets `<N>` priority prefixes and no timestamps. Decided by the spawner,
         /// since the supervisor's own stderr is never that stream.
         journal: bool,
+        /// Supervisors started before this one since taskmasterd started (0: the first).
+        restarts: u32,
+        /// The supervisor this one replaces: its pid and how it ended. When set, the config is
+        /// followed by the inventory ([`Event::Adopt`], [`Event::Remembered`],
+        /// [`Event::AdoptEnd`]) and then by the exits and signals that arrived meanwhile.
+        previous: Option<(i32, ExitStatus)>,
     },
     /// A piece of a config item (see [`ConfigItem`]); `more` is false on its last piece.
     ConfigChunk {
@@ -246,6 +291,42 @@ pub enum Event {
     DaemonSignal {
         /// Signal number.
         signal: i32,
+    },
+    /// After a supervisor restart: one child the spawner forked and has not reported ended,
+    /// with the spawner's duplicates of the fds it handed over (`fds` says which, as in
+    /// [`Event::Spawned`]). Its exit, if it happened while no supervisor ran, follows
+    /// [`Event::AdoptEnd`] as an [`Event::Exited`].
+    Adopt {
+        /// Its spawn id.
+        spawn_id: u64,
+        /// Its program.
+        program: String,
+        /// Its instance.
+        instance: u32,
+        /// Its pid.
+        pid: i32,
+        /// The config generation it was spawned under.
+        generation: u64,
+        /// When it was spawned, CLOCK_MONOTONIC nanoseconds.
+        started_ns: u64,
+        /// The fds attached.
+        fds: FdSet,
+        /// It has ended; its [`Event::Exited`] follows the inventory.
+        ended: bool,
+    },
+    /// After a supervisor restart: a process record the previous supervisor asked to keep.
+    Remembered {
+        /// Its program.
+        program: String,
+        /// Its instance.
+        instance: u32,
+        /// The record.
+        record: ProcRecord,
+    },
+    /// The inventory is complete.
+    AdoptEnd {
+        /// How many [`Event::Adopt`] were sent.
+        adopted: u32,
     },
 }
 
@@ -317,10 +398,12 @@ impl Message for Request {
             Request::Reread { .. } => 4,
             Request::Commit { .. } => 5,
             Request::Notify { .. } => 6,
+            Request::Remember { .. } => 7,
+            Request::ExitSeen { .. } => 8,
         }
     }
     fn known_tag(tag: u16) -> bool {
-        (1..=6).contains(&tag)
+        (1..=8).contains(&tag)
     }
 }
 
@@ -338,14 +421,17 @@ impl Message for Event {
             Event::SignalFailed { .. } => 107,
             Event::DaemonSignal { .. } => 108,
             Event::ConfigRejected { .. } => 109,
+            Event::Adopt { .. } => 110,
+            Event::Remembered { .. } => 111,
+            Event::AdoptEnd { .. } => 112,
         }
     }
     fn known_tag(tag: u16) -> bool {
-        (101..=109).contains(&tag)
+        (101..=112).contains(&tag)
     }
     fn fd_count(&self) -> usize {
         match self {
-            Event::Spawned { fds, .. } => fds.count(),
+            Event::Spawned { fds, .. } | Event::Adopt { fds, .. } => fds.count(),
             _ => 0,
         }
     }

@@ -3,6 +3,7 @@
 
 use crate::core::state::TimerKind;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 /// One process of the registry (an instance of a program). Never reused while the supervisor
 /// lives, so a stale reference (a timer, a job, an answer) finds nothing.
@@ -47,4 +48,34 @@ pub enum TimerId {
     },
     /// The service manager's watchdog ping is due.
     Watchdog,
+}
+
+/// One instant both as an `Instant` and as CLOCK_MONOTONIC nanoseconds, taken once by the edge:
+/// the core converts between the two without reading a clock. On Linux `Instant` is that clock,
+/// so the conversion is exact.
+#[derive(Debug, Clone, Copy)]
+pub struct Mono {
+    /// The instant.
+    pub at: Instant,
+    /// The same instant in CLOCK_MONOTONIC nanoseconds.
+    pub ns: u64,
+}
+
+impl Mono {
+    /// `t` in CLOCK_MONOTONIC nanoseconds.
+    pub fn ns_of(&self, t: Instant) -> u64 {
+        match t.checked_duration_since(self.at) {
+            Some(after) => self.ns.saturating_add(after.as_nanos() as u64),
+            None => self.ns.saturating_sub(self.at.duration_since(t).as_nanos() as u64),
+        }
+    }
+
+    /// The `Instant` of CLOCK_MONOTONIC nanoseconds `ns` (clamped to what `Instant` can hold).
+    pub fn instant_of(&self, ns: u64) -> Instant {
+        if ns >= self.ns {
+            self.at + Duration::from_nanos(ns - self.ns)
+        } else {
+            self.at.checked_sub(Duration::from_nanos(self.ns - ns)).unwrap_or(self.at)
+        }
+    }
 }

@@ -22,9 +22,10 @@ mod tests;
 use crate::access::{required_role, role_name};
 use common::config::{Program, Role, Stream};
 use common::proto::control::{kind, Action, Reply, Request};
-use common::proto::spawn::{Request as SpawnRequest, SignalPurpose};
+use common::proto::spawn::{ProcRecord, Request as SpawnRequest, SignalPurpose};
 use common::units::{parse_signal, signal_name};
 use effects::{Effect, Effects, Input, Notify, Out, Peer, SpawnerInput, StatusRow, TailSource};
+pub use ids::Mono;
 use ids::{ClientId, ReplyTo, Slot, SpawnId, TimerId};
 use jobs::{result, Jobs, Then};
 use nix::sys::signal::Signal;
@@ -52,6 +53,11 @@ pub struct CoreConfig {
     pub notify: bool,
     /// How often to ping its watchdog (half of WATCHDOG_USEC).
     pub watchdog: Option<Duration>,
+    /// How `Instant`s of this process map to CLOCK_MONOTONIC nanoseconds, the clock the
+    /// spawner's inventory and the kept records use.
+    pub mono: Mono,
+    /// Supervisors started before this one since taskmasterd started (`version` says it).
+    pub restarts: u32,
 }
 
 /// One live child as the spawner's inventory lists it (for [`Core::restore`]).
@@ -65,10 +71,24 @@ pub struct LiveChild {
     pub spawn_id: SpawnId,
     /// Its pid.
     pub pid: Pid,
-    /// When it was spawned.
-    pub started_at: Instant,
+    /// When it was spawned, CLOCK_MONOTONIC nanoseconds.
+    pub started_ns: u64,
     /// The config generation it was spawned under.
     pub generation: u64,
+    /// It has ended; its exit follows.
+    pub ended: bool,
+}
+
+/// A process record the previous supervisor asked the spawner to keep
+/// ([`SpawnRequest::Remember`]), for [`Core::restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRecord {
+    /// Its program.
+    pub program: String,
+    /// Its instance.
+    pub instance: u32,
+    /// The record.
+    pub record: ProcRecord,
 }
 
 /// The supervisor's decisions (see the module doc).
@@ -83,6 +103,7 @@ pub struct Core {
     last_status: String,
     /// A state or the set of processes changed since STATUS was last computed.
     status_dirty: bool,
+    restarts: u32,
 }
 
 impl Core {
@@ -91,6 +112,7 @@ impl Core {
     pub fn new(config: CoreConfig, now: Instant) -> (Core, Effects) {
         let mut out = Out { notify_enabled: config.notify, ..Out::default() };
         let mut reg = Registry::default();
+        reg.mono = Some(config.mono);
         reg.generation = config.generation;
         for p in config.programs {
             reg.add_program(p, now, &mut out);
@@ -105,21 +127,54 @@ impl Core {
             watchdog: config.watchdog,
             last_status: String::new(),
             status_dirty: false,
+            restarts: config.restarts,
         };
         (core, out.fx)
     }
 
-    /// A core rebuilt from the spawner's inventory of live children (a supervisor restarted
-    /// without loss, issue 16): each child is bound to its process, RUNNING if it has been up
-    /// `startsecs` already, else STARTING with the rest of its `startsecs` armed. A process with
-    /// no child is STOPPED and nothing is started. A child whose program or instance the config
-    /// no longer has is killed: nothing may run unsupervised.
-    pub fn restore(config: CoreConfig, inventory: &[LiveChild], now: Instant) -> (Core, Effects) {
+    /// A core rebuilt from the spawner's inventory of children and the records the previous
+    /// supervisor kept (a supervisor restarted without loss, issue 16). A child is bound to its
+    /// process: RUNNING if it has been up `startsecs` already, else STARTING with the rest of
+    /// its `startsecs` armed, or STOPPING (its kill timer re-armed) when the record says it was
+    /// being stopped. A process with no child takes its record's state (BACKOFF with its retry
+    /// armed at the time it was due, FATAL, EXITED, STOPPED), else it is STOPPED and never
+    /// started, so [`Input::Boot`] starts it if autostart (the last supervisor died before
+    /// starting it). A child whose program or instance the config no longer has is killed:
+    /// nothing may run unsupervised. A child that ended meanwhile is bound like the others; its
+    /// `Exited` follows and takes the state machine's usual course, unless a newer child or
+    /// record shows the last supervisor acted on it.
+    pub fn restore(
+        config: CoreConfig,
+        inventory: &[LiveChild],
+        records: &[KeptRecord],
+        now: Instant,
+    ) -> (Core, Effects) {
+        let mono = config.mono;
         let (mut core, fx) = Core::new(config, now);
         let mut out = Out { fx, notify_enabled: core.notify };
-        for child in inventory {
-            let slot =
-                core.reg.slots_of(&child.program).into_iter().find(|s| core.reg.procs[s].instance == child.instance);
+        let slot_of = |core: &Core, program: &str, instance: u32| {
+            core.reg.slots_of(program).into_iter().find(|s| core.reg.procs[s].instance == instance)
+        };
+        let mut kept: std::collections::HashMap<Slot, &ProcRecord> = std::collections::HashMap::new();
+        for r in records {
+            if let Some(slot) = slot_of(&core, &r.program, r.instance) {
+                kept.insert(slot, &r.record);
+            }
+        }
+        // Live children first: an ended child of a process that has a new one, or whose record
+        // is newer than its end (BACKOFF, FATAL, EXITED, STOPPED), was already acted on.
+        let (live, ended): (Vec<&LiveChild>, Vec<&LiveChild>) = inventory.iter().partition(|c| !c.ended);
+        for child in live.into_iter().chain(ended) {
+            let slot = slot_of(&core, &child.program, child.instance);
+            if child.ended {
+                let acted_on = slot.is_none_or(|s| {
+                    core.reg.procs[&s].spawn_id.is_some()
+                        || kept.get(&s).is_some_and(|r| r.state != ProcessState::Stopping.as_str())
+                });
+                if acted_on {
+                    continue;
+                }
+            }
             let Some(slot) = slot.filter(|s| core.reg.procs[s].spawn_id.is_none()) else {
                 out.warn(format!(
                     "restore: pid {} ({}:{}) is not in the config; killing it",
@@ -133,21 +188,59 @@ impl Core {
                 continue;
             };
             core.reg.bind_spawn(slot, child.spawn_id);
+            let record = kept.remove(&slot);
             let Some(p) = core.reg.procs.get_mut(&slot) else { continue };
-            let up_at = child.started_at + Duration::from_secs(p.program.startsecs);
-            let running = up_at <= now;
+            let started_at = mono.instant_of(child.started_ns);
+            let up_at = started_at + Duration::from_secs(p.program.startsecs);
+            let stopping = record.filter(|r| r.state == ProcessState::Stopping.as_str());
+            let (state, changed_at, timer) = match stopping {
+                Some(r) => {
+                    let since = mono.instant_of(r.changed_ns);
+                    let kill_at = since + Duration::from_secs(p.program.stopwaitsecs);
+                    (ProcessState::Stopping, since, Some((state::TimerKind::StopKill, kill_at)))
+                }
+                None if up_at <= now => (ProcessState::Running, up_at, None),
+                None => (ProcessState::Starting, started_at, Some((state::TimerKind::StartSecs, up_at))),
+            };
             p.m = Machine {
-                state: if running { ProcessState::Running } else { ProcessState::Starting },
+                state,
                 pid: Some(child.pid),
-                started_at: Some(child.started_at),
+                started_at: Some(started_at),
                 ever_started: true,
+                epoch: 1,
+                backoff: record.map_or(0, |r| r.backoff),
+                last_exit: record.and_then(|r| r.last_exit),
+                ..Machine::default()
+            };
+            p.changed_at = changed_at;
+            out.push(Effect::BindOutput { spawn_id: child.spawn_id, slot });
+            if let Some((kind, at)) = timer {
+                out.push(Effect::Arm(at, TimerId::Process { slot, kind, epoch: 1 }));
+            }
+        }
+        for (slot, r) in kept {
+            let Some(p) = core.reg.procs.get_mut(&slot) else { continue };
+            let state = match r.state.as_str() {
+                "BACKOFF" => ProcessState::Backoff,
+                "FATAL" => ProcessState::Fatal,
+                "EXITED" => ProcessState::Exited,
+                // STOPPING with no child left: its exit reached the last supervisor.
+                _ => ProcessState::Stopped,
+            };
+            let since = mono.instant_of(r.changed_ns);
+            p.m = Machine {
+                state,
+                backoff: r.backoff,
+                last_exit: r.last_exit,
+                spawnerr: r.spawnerr.clone(),
+                ever_started: r.ever_started,
                 epoch: 1,
                 ..Machine::default()
             };
-            p.changed_at = if running { up_at } else { child.started_at };
-            out.push(Effect::BindOutput { spawn_id: child.spawn_id, slot });
-            if !running {
-                out.push(Effect::Arm(up_at, TimerId::Process { slot, kind: state::TimerKind::StartSecs, epoch: 1 }));
+            p.changed_at = since;
+            if state == ProcessState::Backoff {
+                let retry_at = since + Duration::from_secs(u64::from(r.backoff));
+                out.push(Effect::Arm(retry_at, TimerId::Process { slot, kind: state::TimerKind::Retry, epoch: 1 }));
             }
         }
         core.status_dirty = true;
@@ -181,11 +274,15 @@ impl Core {
     }
 
     fn boot(&mut self, now: Instant, out: &mut Out) {
+        // Never-started processes only: after a restore, the others keep their state.
         let autostart: Vec<Target> = self
             .reg
             .ordered()
             .into_iter()
-            .filter(|s| self.reg.procs[s].program.autostart)
+            .filter(|s| {
+                let p = &self.reg.procs[s];
+                p.program.autostart && p.m.state == ProcessState::Stopped && !p.m.ever_started && p.spawn_id.is_none()
+            })
             .map(|s| (s, false))
             .collect();
         self.jobs.start(&mut self.reg, autostart, None, now, out);
@@ -406,7 +503,10 @@ impl Core {
                 out.info(format!("shutdown requested by control client {client}"));
                 self.begin_shutdown(Some(to), out);
             }
-            Action::Version => out.reply(Some(to), Reply::ok(0, json!(common::VERSION))),
+            Action::Version => {
+                let data = json!({ "version": common::VERSION, "supervisor_restarts": self.restarts });
+                out.reply(Some(to), Reply::ok(0, data))
+            }
             Action::Tail | Action::Maintail => self.tail(to, action, req, &targets, out),
             Action::Clear => {
                 let slots =

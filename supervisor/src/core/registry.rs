@@ -6,7 +6,7 @@ use crate::core::ids::{Slot, SpawnId, TimerId};
 use crate::core::state::{self, Action, Event, Machine, Note, ProcessState, Refusal};
 use common::config::Program;
 use common::names::Selector;
-use common::proto::spawn::{ExitStatus, Request, SignalPurpose};
+use common::proto::spawn::{ExitStatus, ProcRecord, Request, SignalPurpose};
 use common::units::signal_name;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -57,6 +57,16 @@ pub struct Registry {
     next_token: u64,
     /// A state changed, or the set of processes did, since [`Registry::take_dirty`].
     dirty: bool,
+    /// The clock mapping for the records kept by the spawner; none in tests that build a bare
+    /// registry (then nothing is kept).
+    pub mono: Option<crate::core::ids::Mono>,
+}
+
+/// Whether a process in this state must be kept by the spawner for a new supervisor: its child
+/// (or the lack of one) cannot tell it (issue 16).
+fn kept(m: &Machine) -> bool {
+    use ProcessState::*;
+    matches!(m.state, Backoff | Fatal | Exited | Stopping) || (m.state == Stopped && m.ever_started)
 }
 
 impl Registry {
@@ -242,11 +252,25 @@ impl Registry {
         let Some(proc) = self.procs.get_mut(&slot) else { return Ok(()) };
         let ended = next.state != proc.m.state
             && matches!(next.state, ProcessState::Stopped | ProcessState::Exited | ProcessState::Fatal);
+        let remember = next.state != proc.m.state && (kept(&proc.m) || kept(&next));
         if next.state != proc.m.state {
             proc.changed_at = now;
             self.dirty = true;
         }
         proc.m = next;
+        if let (true, Some(mono)) = (remember, self.mono) {
+            // Before the machine's actions: the spawner must hold the record before a spawn.
+            let m = &proc.m;
+            let record = kept(m).then(|| ProcRecord {
+                state: m.state.as_str().to_owned(),
+                backoff: m.backoff,
+                last_exit: m.last_exit,
+                spawnerr: m.spawnerr.clone(),
+                ever_started: m.ever_started,
+                changed_ns: mono.ns_of(now),
+            });
+            out.spawner(Request::Remember { program: proc.program.name.clone(), instance: proc.instance, record });
+        }
         if ended {
             let msg = format!("{} is {}", proc.name, proc.m.state.as_str());
             out.push(Effect::EndFollowers(Followed::Proc(slot), msg));

@@ -20,7 +20,15 @@ fn config(programs: &str) -> CoreConfig {
         spawner_pid: Pid::from_raw(100),
         notify: false,
         watchdog: None,
+        mono: mono(),
+        restarts: 0,
     }
+}
+
+/// One clock mapping for every core of a test (CLOCK_MONOTONIC's values are made up).
+fn mono() -> Mono {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    Mono { at: *BASE.get_or_init(Instant::now), ns: 1_000_000_000_000 }
 }
 
 fn admin() -> Peer {
@@ -383,8 +391,9 @@ fn restore_binds_live_children_and_kills_strangers() {
         instance,
         spawn_id: SpawnId(id),
         pid: Pid::from_raw(pid),
-        started_at,
+        started_ns: mono().ns_of(started_at),
         generation: 1,
+        ended: false,
     };
     let inventory = [
         child("slow", 0, 7, 70, t0),
@@ -392,7 +401,7 @@ fn restore_binds_live_children_and_kills_strangers() {
         child("removed", 0, 9, 90, t0),
         child("quick", 1, 10, 100, t0),
     ];
-    let (mut core, fx) = Core::restore(config(programs), &inventory, now);
+    let (mut core, fx) = Core::restore(config(programs), &inventory, &[], now);
     let state = |c: &Core, n: &str| {
         c.registry().procs.values().find(|p| p.name == n).map(|p| (p.m.state, p.m.pid.map(Pid::as_raw)))
     };
@@ -478,4 +487,209 @@ fn shutdown_stops_everything_then_exits_and_answers() {
     let fx = s.exit("low", ExitStatus::Code(0));
     assert!(fx.iter().any(|e| matches!(e, Effect::Exit(0))));
     assert_eq!(replies(&fx)[0].data, Some(json!({ "message": "Shut down" })));
+}
+
+/// What a spawner keeps of a core's requests: the records by process, the live children.
+#[derive(Default)]
+struct Keeper {
+    records: std::collections::BTreeMap<(String, u32), ProcRecord>,
+}
+
+impl Keeper {
+    fn take(&mut self, fx: &Effects) {
+        for e in fx {
+            if let Effect::Spawner(SpawnRequest::Remember { program, instance, record }) = e {
+                match record {
+                    Some(r) => self.records.insert((program.clone(), *instance), r.clone()),
+                    None => self.records.remove(&(program.clone(), *instance)),
+                };
+            }
+        }
+    }
+
+    fn kept(&self) -> Vec<KeptRecord> {
+        self.records
+            .iter()
+            .map(|((program, instance), record)| KeptRecord {
+                program: program.clone(),
+                instance: *instance,
+                record: record.clone(),
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_restored_core_has_every_state_the_dead_one_had() {
+    // One process per state, driven by the ordinary inputs; the records the core asks the
+    // spawner to keep, and the children it has, rebuild the same states in a new core.
+    let programs = "  run:\n    command: /bin/r\n    startsecs: 1\n  starting:\n    command: /bin/s\n    startsecs: 60\n  \
+backoff:\n    command: /bin/b\n    startsecs: 5\n    startretries: 3\n  fatal:\n    command: /bin/f\n    startsecs: 5\n    startretries: 0\n  \
+exited:\n    command: /bin/e\n    startsecs: 1\n    autorestart: false\n  stopped:\n    command: /bin/o\n    startsecs: 1\n  \
+stopping:\n    command: /bin/p\n    startsecs: 1\n    stopwaitsecs: 30\n  idle:\n    command: /bin/i\n    autostart: false\n";
+    let mut s = Sim::new(programs);
+    let mut keeper = Keeper::default();
+    let fx = s.feed(Input::Boot);
+    keeper.take(&fx);
+    keeper.take(&s.spawn_all(&fx));
+    keeper.take(&s.advance(2 * SEC));
+    keeper.take(&s.exit("backoff", ExitStatus::Code(1)));
+    keeper.take(&s.exit("fatal", ExitStatus::Code(1)));
+    keeper.take(&s.exit("exited", ExitStatus::Code(7)));
+    keeper.take(&s.ask(admin(), Action::Stop, &["stopped"]));
+    keeper.take(&s.exit("stopped", ExitStatus::Signal(15)));
+    keeper.take(&s.ask(admin(), Action::Stop, &["stopping"]));
+    let want = [
+        ("backoff", ProcessState::Backoff),
+        ("exited", ProcessState::Exited),
+        ("fatal", ProcessState::Fatal),
+        ("idle", ProcessState::Stopped),
+        ("run", ProcessState::Running),
+        ("starting", ProcessState::Starting),
+        ("stopped", ProcessState::Stopped),
+        ("stopping", ProcessState::Stopping),
+    ];
+    for (name, state) in want {
+        assert_eq!(s.state(name), state, "{name} before");
+    }
+    // The supervisor dies here; the spawner's inventory lists the children it has.
+    let inventory: Vec<LiveChild> = s
+        .core
+        .registry()
+        .procs
+        .values()
+        .filter_map(|p| {
+            Some(LiveChild {
+                program: p.program.name.clone(),
+                instance: p.instance,
+                spawn_id: p.spawn_id?,
+                pid: p.m.pid?,
+                started_ns: mono().ns_of(p.m.started_at?),
+                generation: 1,
+                ended: false,
+            })
+        })
+        .collect();
+    assert_eq!(inventory.len(), 3, "run, starting, stopping have a child");
+    let before: Vec<(String, Option<Pid>, Option<ExitStatus>, u32)> =
+        s.core.registry().procs.values().map(|p| (p.name.clone(), p.m.pid, p.m.last_exit, p.m.backoff)).collect();
+    let later = s.now + SEC;
+    let (core, fx) = Core::restore(config(programs), &inventory, &keeper.kept(), later);
+    let mut r = Sim { core, now: later, next_spawn: 100, next_req: 0, log: fx.iter().map(clone_effect).collect() };
+    assert!(spawns(&fx).is_empty() && signals(&fx).is_empty(), "restore itself starts and stops nothing");
+    for (name, state) in want {
+        assert_eq!(r.state(name), state, "{name} restored");
+    }
+    let after: Vec<(String, Option<Pid>, Option<ExitStatus>, u32)> =
+        r.core.registry().procs.values().map(|p| (p.name.clone(), p.m.pid, p.m.last_exit, p.m.backoff)).collect();
+    assert_eq!(after, before, "pids, last exits and backoff counts are kept");
+    let run = r.core.registry().procs.values().find(|p| p.name == "run").unwrap();
+    assert_eq!(run.m.started_at, Some(s.now - 2 * SEC), "uptime is not reset");
+    // Boot after a restore starts nothing: every autostart process has a state of its own.
+    assert!(spawns(&r.feed(Input::Boot)).is_empty());
+    // The timers of the dead core are armed again, at the times they were due.
+    let fx = r.advance(SEC);
+    assert_eq!(names(&fx), ["backoff"], "BACKOFF retries 1 s after its exit, as before the restart");
+    r.spawn_all(&fx);
+    let fx = r.advance(29 * SEC);
+    assert_eq!(signals(&fx), [(r.spawn_id("stopping"), 9)], "STOPPING is killed after stopwaitsecs");
+    let fx = r.advance(30 * SEC);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Log(_, t) if t.contains("'starting' entered RUNNING"))));
+}
+
+#[test]
+fn a_restore_starts_what_the_dead_core_never_started_and_forgets_a_finished_stop() {
+    let programs = "  a:\n    command: /bin/a\n  b:\n    command: /bin/b\n";
+    // The dead core was stopping `b` when its exit reached it, then died before keeping STOPPED.
+    let record = ProcRecord {
+        state: "STOPPING".into(),
+        backoff: 0,
+        last_exit: None,
+        spawnerr: None,
+        ever_started: true,
+        changed_ns: mono().ns_of(Instant::now()),
+    };
+    let kept = [KeptRecord { program: "b".into(), instance: 0, record }];
+    let now = Instant::now();
+    let (mut core, _) = Core::restore(config(programs), &[], &kept, now);
+    let b = core.registry().procs.values().find(|p| p.name == "b").map(|p| p.m.state);
+    assert_eq!(b, Some(ProcessState::Stopped));
+    assert_eq!(names(&core.handle(Input::Boot, now)), ["a"], "a was never started: boot starts it");
+}
+
+#[test]
+fn only_states_a_child_cannot_show_are_kept() {
+    let mut s = Sim::new("  w:\n    command: /bin/w\n    startsecs: 1\n    startretries: 1\n");
+    let kept = |fx: &Effects| -> Vec<Option<String>> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Spawner(SpawnRequest::Remember { record, .. }) => {
+                    Some(record.as_ref().map(|r| r.state.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let fx = s.feed(Input::Boot);
+    assert_eq!(kept(&fx), Vec::<Option<String>>::new(), "STARTING: the child shows it");
+    assert!(kept(&s.spawn_all(&fx)).is_empty());
+    assert!(kept(&s.advance(SEC)).is_empty(), "RUNNING: the child shows it");
+    let fx = s.exit("w", ExitStatus::Code(1));
+    assert!(kept(&fx).is_empty(), "exited and restarted at once: STARTING again");
+    s.spawn_all(&fx);
+    let fx = s.exit("w", ExitStatus::Code(1));
+    assert_eq!(kept(&fx), [Some("BACKOFF".to_owned())]);
+    let fx = s.advance(SEC);
+    assert_eq!(kept(&fx), [None], "retrying: forgotten before the spawn request");
+    let at = fx.iter().position(|e| matches!(e, Effect::Spawner(SpawnRequest::Remember { .. }))).unwrap();
+    let spawn = fx.iter().position(|e| matches!(e, Effect::Spawner(SpawnRequest::Spawn { .. }))).unwrap();
+    assert!(at < spawn);
+    s.spawn_all(&fx);
+    assert_eq!(kept(&s.exit("w", ExitStatus::Code(1))), [Some("FATAL".to_owned())]);
+}
+
+#[test]
+fn an_ended_child_in_the_inventory_is_acted_on_once() {
+    // `a`'s end reached the dead core, which restarted it (a new child); `b`'s end reached it and
+    // it kept BACKOFF; `c`'s end never reached it. Only `c`'s exit is still to act on.
+    let programs = "  a:\n    command: /bin/a\n    startsecs: 0\n  b:\n    command: /bin/b\n    startsecs: 10\n  c:\n    command: /bin/c\n    startsecs: 0\n    autorestart: false\n";
+    let now = Instant::now();
+    let child = |program: &str, id, ended| LiveChild {
+        program: program.into(),
+        instance: 0,
+        spawn_id: SpawnId(id),
+        pid: Pid::from_raw(id as i32 * 10),
+        started_ns: mono().ns_of(now) - 5_000_000_000,
+        generation: 1,
+        ended,
+    };
+    let inventory = [child("a", 1, true), child("b", 2, true), child("c", 3, true), child("a", 4, false)];
+    let backoff = ProcRecord {
+        state: "BACKOFF".into(),
+        backoff: 1,
+        last_exit: Some(ExitStatus::Code(1)),
+        spawnerr: None,
+        ever_started: true,
+        changed_ns: mono().ns_of(now),
+    };
+    let kept = [KeptRecord { program: "b".into(), instance: 0, record: backoff }];
+    let (mut core, fx) = Core::restore(config(programs), &inventory, &kept, now);
+    let binds: Vec<SpawnId> = fx
+        .iter()
+        .filter_map(|e| if let Effect::BindOutput { spawn_id, .. } = e { Some(*spawn_id) } else { None })
+        .collect();
+    assert_eq!(binds, [SpawnId(4), SpawnId(3)], "the new child of a, and c");
+    assert!(signals(&fx).is_empty(), "an ended child is never signalled");
+    let state = |c: &Core, n: &str| c.registry().procs.values().find(|p| p.name == n).map(|p| p.m.state).unwrap();
+    assert_eq!(state(&core, "b"), ProcessState::Backoff);
+    for (id, name) in [(1, "a"), (2, "b")] {
+        let exit = SpawnerInput::Exited { spawn_id: SpawnId(id), status: ExitStatus::Code(1) };
+        let fx = core.handle(Input::Spawner(exit), now);
+        assert!(spawns(&fx).is_empty(), "{name}: already acted on");
+    }
+    assert_eq!((state(&core, "a"), state(&core, "b")), (ProcessState::Running, ProcessState::Backoff));
+    let exit = SpawnerInput::Exited { spawn_id: SpawnId(3), status: ExitStatus::Code(7) };
+    core.handle(Input::Spawner(exit), now);
+    let c = core.registry().procs.values().find(|p| p.name == "c").unwrap();
+    assert_eq!((c.m.state, c.m.last_exit), (ProcessState::Exited, Some(ExitStatus::Code(7))));
 }

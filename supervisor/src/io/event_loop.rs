@@ -6,7 +6,7 @@
 
 use crate::core::effects::{Effect, Effects, Followed, Input, SpawnerInput, TailSource};
 use crate::core::ids::{ClientId, SpawnId};
-use crate::core::{Core, CoreConfig};
+use crate::core::{Core, CoreConfig, KeptRecord, LiveChild, Mono};
 use crate::io::base::{Io, CLIENT_BIT, KEY_AUTH, KEY_LINK, KEY_LISTENER};
 use crate::io::control::server::{Server, ServerEvent};
 use crate::io::link::{handshake, LinkError, LinkQueue};
@@ -73,6 +73,10 @@ pub struct Edge {
     spawner_pid: i32,
     /// The fds of the spawn being decided on, until the core binds them (or they close).
     arrived: Option<(SpawnId, FdSet, Vec<OwnedFd>)>,
+    /// The fds of adopted children until the core binds them (issue 16).
+    adopted: std::collections::HashMap<SpawnId, (FdSet, Vec<OwnedFd>)>,
+    /// The main log's first line after a supervisor restart.
+    restart_note: Option<String>,
     exit_code: Option<u8>,
 }
 
@@ -130,15 +134,60 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
     log.info(&format!("confinement: {confinement}"));
     let outputs = Outputs::new(server.childlogdir.clone(), server.program_syslog.clone());
     let admins = vec![hs.owner_uid, nix::unistd::geteuid().as_raw()];
+    let now = Instant::now();
+    let mono = Mono { at: now, ns: common::units::monotonic_ns() };
     let config = CoreConfig {
         programs: hs.programs,
         generation: hs.generation,
         spawner_pid: Pid::from_raw(hs.spawner_pid),
         notify: hs.notify,
         watchdog: hs.watchdog,
+        mono,
+        restarts: hs.restarts,
     };
-    let now = Instant::now();
-    let (core, fx) = Core::new(config, now);
+    let mut adopted = std::collections::HashMap::new();
+    let (core, fx, restart_note) = match hs.previous {
+        None => {
+            let (core, fx) = Core::new(config, now);
+            (core, fx, None)
+        }
+        Some((pid, status)) => {
+            let mut inventory = Vec::new();
+            for a in hs.adopted {
+                inventory.push(LiveChild {
+                    program: a.program,
+                    instance: a.instance,
+                    spawn_id: SpawnId(a.spawn_id),
+                    pid: Pid::from_raw(a.pid),
+                    started_ns: a.started_ns,
+                    generation: a.generation,
+                    ended: a.ended,
+                });
+                if a.fds.len() >= a.set.count() {
+                    adopted.insert(SpawnId(a.spawn_id), (a.set, a.fds));
+                } else {
+                    log.error(&format!("pid {}: its fds could not be received; its output is lost", a.pid));
+                }
+            }
+            let records: Vec<KeptRecord> = hs
+                .records
+                .into_iter()
+                .map(|(program, instance, record)| KeptRecord { program, instance, record })
+                .collect();
+            let how = match status {
+                common::proto::spawn::ExitStatus::Code(c) => format!("exit status {c}"),
+                common::proto::spawn::ExitStatus::Signal(s) => format!("signal {}", signal_name(s)),
+            };
+            let live = inventory.iter().filter(|c| !c.ended).count();
+            let note = format!(
+                "supervisor (pid {pid}) died ({how}); restarted as pid {}, adopted {live} processes (restart {} since start)",
+                std::process::id(),
+                hs.restarts
+            );
+            let (core, fx) = Core::restore(config, &inventory, &records, now);
+            (core, fx, Some(note))
+        }
+    };
     let mut edge = Edge {
         io: Io { w, log },
         core,
@@ -148,6 +197,8 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
         timers: Timers::default(),
         spawner_pid: hs.spawner_pid,
         arrived: None,
+        adopted,
+        restart_note,
         exit_code: None,
     };
     edge.carry_out(fx, now);
@@ -161,13 +212,18 @@ impl Edge {
             .ok()
             .flatten()
             .map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name);
-        self.io.log.info(&format!(
-            "taskmasterd {} started with pid {}; supervisor pid {} as user {user}; control socket {}",
-            common::VERSION,
-            self.spawner_pid,
-            std::process::id(),
-            self.server.path().display()
-        ));
+        match self.restart_note.take() {
+            Some(note) => self.io.log.warn(&note),
+            None => self.io.log.info(&format!(
+                "taskmasterd {} started with pid {}; supervisor pid {} as user {user}; control socket {}",
+                common::VERSION,
+                self.spawner_pid,
+                std::process::id(),
+                self.server.path().display()
+            )),
+        }
+        // Children that no process took (killed as strangers) close their fds.
+        self.adopted.clear();
         self.feed(Input::Boot, Instant::now());
         let mut events = Events::new();
         while self.exit_code.is_none() {
@@ -299,7 +355,16 @@ impl Edge {
                 Ok(Some((ev, fds))) => self.on_spawner_event(ev, fds, now),
                 Ok(None) => return,
                 Err(e) => {
-                    self.io.log.log(LogLevel::Critical, &format!("spawner link: {e}; exiting"));
+                    let line = match e {
+                        // The spawner never closes the link first: it died, and its programs
+                        // with it (child.rs gives each SIGKILL as parent-death signal).
+                        LinkError::Recv(common::proto::spawn::ProtoError::Closed) => format!(
+                            "the spawner (pid {}) is gone; every program was sent SIGKILL by the kernel (parent-death signal); exiting",
+                            self.spawner_pid
+                        ),
+                        e => format!("spawner link: {e}; exiting"),
+                    };
+                    self.io.log.log(LogLevel::Critical, &line);
                     drop(self.io.w.remove(KEY_LINK));
                     self.exit_code = Some(1);
                     return;
@@ -320,12 +385,17 @@ impl Edge {
             }
             SpawnEvent::SpawnFailed { token, error, .. } => SpawnerInput::SpawnFailed { token, error },
             SpawnEvent::Exited { spawn_id, status } => {
-                let spawn_id = SpawnId(spawn_id);
+                let id = SpawnId(spawn_id);
                 // Attached clients hear of the exit once the last output is read.
-                if let Some((slot, Some(code))) = self.outputs.exited(spawn_id, status) {
+                if let Some((slot, Some(code))) = self.outputs.exited(id, status) {
                     self.server.end_attached(&mut self.io, slot, code);
                 }
-                SpawnerInput::Exited { spawn_id, status }
+                self.feed(Input::Spawner(SpawnerInput::Exited { spawn_id: id, status }), now);
+                // Acted on (the restart, if any, is asked for already): the spawner may forget it.
+                if let Err(e) = self.link.send(&mut self.io.w, &Request::ExitSeen { spawn_id }) {
+                    self.link_failed(&e);
+                }
+                return;
             }
             SpawnEvent::SignalFailed { spawn_id, error } => {
                 SpawnerInput::SignalFailed { spawn_id: SpawnId(spawn_id), error }
@@ -400,7 +470,9 @@ impl Edge {
             Effect::Configure { slot, program, instance } => self.outputs.configure(slot, program, instance),
             Effect::Forget(slot) => self.outputs.forget(slot),
             Effect::BindOutput { spawn_id, slot } => {
-                if let Some((id, set, fds)) = self.arrived.take() {
+                if let Some((set, fds)) = self.adopted.remove(&spawn_id) {
+                    self.outputs.bind(io, spawn_id, slot, set, fds);
+                } else if let Some((id, set, fds)) = self.arrived.take() {
                     if id == spawn_id {
                         self.outputs.bind(io, spawn_id, slot, set, fds);
                     }

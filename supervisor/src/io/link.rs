@@ -7,7 +7,8 @@ use crate::sys::{Source, Watcher};
 use common::config::model::Server;
 use common::config::{Program, SocketConfig};
 use common::proto::spawn::{
-    encode, ConfigAssembler, ConfigItem, Event as SpawnEvent, Link, ProtoError, Request, VERSION,
+    encode, ConfigAssembler, ConfigItem, Event as SpawnEvent, ExitStatus, FdSet, Link, Message, ProcRecord, ProtoError,
+    Request, VERSION,
 };
 use std::collections::VecDeque;
 use std::io;
@@ -53,6 +54,36 @@ pub struct Handshake {
     pub to_stderr: bool,
     /// Every program.
     pub programs: Vec<Program>,
+    /// Supervisors started before this one.
+    pub restarts: u32,
+    /// The supervisor this one replaces (pid, how it ended); `None` for the first.
+    pub previous: Option<(i32, ExitStatus)>,
+    /// The children this one takes over (issue 16), with the spawner's copies of their fds.
+    pub adopted: Vec<Adopted>,
+    /// The process records the previous supervisor kept: program, instance, record.
+    pub records: Vec<(String, u32, ProcRecord)>,
+}
+
+/// A child the spawner forked for a previous supervisor, as the inventory lists it.
+pub struct Adopted {
+    /// Its spawn id.
+    pub spawn_id: u64,
+    /// Its program.
+    pub program: String,
+    /// Its instance.
+    pub instance: u32,
+    /// Its pid.
+    pub pid: i32,
+    /// The config generation it was spawned under.
+    pub generation: u64,
+    /// When it was spawned, CLOCK_MONOTONIC nanoseconds.
+    pub started_ns: u64,
+    /// Which fds `fds` holds.
+    pub set: FdSet,
+    /// The fds; fewer than `set` says when the kernel could not install them all.
+    pub fds: Vec<OwnedFd>,
+    /// It has ended; its `Exited` follows the inventory.
+    pub ended: bool,
 }
 
 /// Says hello and receives the config (blocking).
@@ -62,6 +93,7 @@ pub struct Handshake {
 pub fn handshake(link: &mut Link) -> Result<Handshake, LinkError> {
     link.send(&Request::Hello { version: VERSION }, &[]).map_err(LinkError::Encode)?;
     let (mut spawner_pid, mut notify, mut owner_uid, mut watchdog, mut journal) = (0, false, 0, None, false);
+    let (mut restarts, mut previous) = (0, None);
     let mut asm = ConfigAssembler::default();
     let generation = loop {
         match link.recv::<SpawnEvent>().map_err(|e| LinkError::Handshake(e.to_string()))?.0 {
@@ -72,8 +104,12 @@ pub fn handshake(link: &mut Link) -> Result<Handshake, LinkError> {
                 notify: n,
                 watchdog_usec,
                 journal: j,
+                restarts: r,
+                previous: p,
             } => {
                 spawner_pid = pid;
+                restarts = r;
+                previous = p;
                 journal = j;
                 owner_uid = owner;
                 notify = n;
@@ -94,7 +130,36 @@ pub fn handshake(link: &mut Link) -> Result<Handshake, LinkError> {
         }
     }
     let (server, socket, to_stderr) = server.ok_or(LinkError::Handshake("no server section".into()))?;
-    Ok(Handshake { spawner_pid, owner_uid, notify, watchdog, journal, generation, server, socket, to_stderr, programs })
+    let (mut adopted, mut records) = (Vec::new(), Vec::new());
+    if previous.is_some() {
+        loop {
+            let (event, fds) = link.recv::<SpawnEvent>().map_err(|e| LinkError::Handshake(e.to_string()))?;
+            match event {
+                SpawnEvent::Adopt { spawn_id, program, instance, pid, generation, started_ns, fds: set, ended } => {
+                    adopted.push(Adopted { spawn_id, program, instance, pid, generation, started_ns, set, fds, ended })
+                }
+                SpawnEvent::Remembered { program, instance, record } => records.push((program, instance, record)),
+                SpawnEvent::AdoptEnd { .. } => break,
+                other => return Err(LinkError::Handshake(format!("unexpected {:?} in the inventory", other.tag()))),
+            }
+        }
+    }
+    Ok(Handshake {
+        spawner_pid,
+        owner_uid,
+        notify,
+        watchdog,
+        journal,
+        generation,
+        server,
+        socket,
+        to_stderr,
+        programs,
+        restarts,
+        previous,
+        adopted,
+        records,
+    })
 }
 
 /// Requests waiting for room on the link, and the config being received.

@@ -5,7 +5,8 @@ use crate::SOON;
 use std::ffi::OsStr;
 use tests::{bin, wait_until, Daemon, PtySession, Scratch};
 
-fn fg(d: &Daemon, name: &str, extra: &[&str]) -> PtySession {
+/// `taskmasterctl fg NAME EXTRA…` on a PTY of 30×100, as a person at a terminal would run it.
+pub fn fg(d: &Daemon, name: &str, extra: &[&str]) -> PtySession {
     let ctl = bin("taskmasterctl");
     let mut args: Vec<&OsStr> = vec![ctl.as_os_str(), OsStr::new("-s"), d.socket.as_os_str(), OsStr::new("fg")];
     args.extend(extra.iter().map(OsStr::new));

@@ -2,6 +2,7 @@
 //! One module per capability; each test runs its own daemon in its own scratch directory.
 
 mod access;
+mod adoption;
 mod child_env;
 mod completion;
 mod config;
@@ -15,6 +16,7 @@ mod paths;
 mod peers;
 mod privilege;
 mod reload;
+mod resilience;
 mod restart;
 mod service;
 mod stop;

@@ -46,9 +46,10 @@ fn the_supervisor_is_not_root_and_the_spawner_is_the_parent_of_every_child() {
     let groups: Vec<&str> =
         status.lines().find_map(|l| l.strip_prefix("Groups:")).unwrap().split_whitespace().collect();
     assert_eq!(groups, [gid.as_str()], "the supervisor keeps no supplementary group but its own");
-    // The spawner, idle, holds no effective capability (they return only to handle a request).
-    wait_until("the spawner idle with CapEff 0", SOON, || {
-        proc_status_field(d.pid(), "CapEff:").as_deref() == Some("0000000000000000")
+    // The spawner, idle, holds no effective capability but CAP_KILL (the others return only to
+    // handle a request; CAP_KILL lets the kernel send its children the parent-death signal).
+    wait_until("the spawner idle with CapEff CAP_KILL alone", SOON, || {
+        proc_status_field(d.pid(), "CapEff:").as_deref() == Some("0000000000000020")
     });
     for n in ["w:0", "w:1"] {
         d.wait_state(n, "RUNNING", SOON);
