@@ -339,6 +339,8 @@ fn seccomp_filter() -> Result<BTreeMap<i64, Vec<SeccompRule>>, ConfineError> {
         libc::SYS_faccessat2,
         libc::SYS_getdents64,
         libc::SYS_fcntl,
+        // Program output moved from its pipe to its log file in the kernel (`output.rs`).
+        libc::SYS_splice,
         // The control socket, the spawner link (SCM_RIGHTS), syslog, nscd/userdb.
         libc::SYS_connect,
         libc::SYS_accept4,

@@ -5,6 +5,19 @@
 //! goes to a fresh file, so no byte is lost, doubled or reordered. A file that cannot be opened
 //! or written is reported once at ERROR and its output is dropped while the pipe keeps being
 //! drained, so a child never blocks on a full pipe because of a log problem.
+//!
+//! **A supervisor killed at any instant costs a log file nothing** (issue 16). Program output
+//! reaches its file by `splice(2)` from the program's pipe, and is read back from the file for
+//! the rest of the supervisor ([`RotatingFile::splice_from`]; the whole path: `output.rs`): the
+//! kernel takes from the pipe only what it put in the file, so each byte is in one of them,
+//! never both, never neither. Files are opened without `O_APPEND` (`splice` refuses it) and
+//! every write or splice starts at the file's real end, asked of the kernel each time
+//! (`lseek(SEEK_END)`), so a new supervisor continues where the killed one stopped, rotates
+//! from the real size, and two streams configured to one file (nothing forbids it) still
+//! interleave without overwriting each other. A rotation cut short leaves a gap in the backups'
+//! numbers that the next rotation closes, in order (`rotate`). Streams that cannot use `splice`
+//! (no file, a failed file, a PTY) are written with `write(2)` after being read: there a kill
+//! between the two loses that chunk.
 
 use crate::sys::local_time;
 use common::config::raw::LogLevel;
@@ -43,17 +56,86 @@ pub struct RotatingFile {
     pub path: PathBuf,
     dir: std::cell::OnceCell<OwnedFd>,
     file: Option<File>,
-    size: u64,
     max_bytes: u64,
     backups: u32,
     /// Why the file cannot be written, once it failed (shown in `status`).
     pub failure: Option<String>,
+    /// `splice(2)` into the file, or reading it back, was refused: it takes bytes through
+    /// `write(2)` only, until [`RotatingFile::reopen`].
+    no_splice: bool,
+    /// The open file can be read (for the copy of what is spliced into it).
+    readable: bool,
+    /// The last splice filled the file to `max_bytes`: it rotates once more bytes wait.
+    full: bool,
+}
+
+/// What [`RotatingFile::splice_from`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spliced {
+    /// Bytes moved from the pipe into the file (they left the pipe).
+    pub moved: usize,
+    /// Of those, bytes read back into the copy (all unless a read back failed; then `trouble`
+    /// says so, and the others are in the file only).
+    pub copied: usize,
+    /// The pipe ran dry: empty for now, or empty with no writer left.
+    pub end: Option<PipeEnd>,
+    /// Why the file stopped taking bytes, the first time.
+    pub trouble: Option<FileTrouble>,
+}
+
+/// How a pipe ran dry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipeEnd {
+    /// Nothing to read for now (`EAGAIN`).
+    Empty,
+    /// Nothing to read and no writer left: the end of the stream.
+    Closed,
+}
+
+/// Whether `pipe` ran dry (None: bytes are waiting, or its state is unknown), asked of
+/// `poll(2)` without waiting: readable with no `POLLIN` means `POLLHUP`, the writers are gone.
+fn pipe_end(pipe: BorrowedFd<'_>) -> Option<PipeEnd> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(pipe, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).ok()?;
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    if revents.contains(PollFlags::POLLIN) {
+        None
+    } else if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+        Some(PipeEnd::Closed)
+    } else {
+        Some(PipeEnd::Empty)
+    }
+}
+
+/// Why a [`RotatingFile`] did not take every byte it was given (to be logged once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileTrouble {
+    /// The file cannot be opened, rotated or written: `cannot write /var/log/web.log: No space
+    /// left on device (os error 28)`. Recorded as [`RotatingFile::failure`]: the stream's bytes
+    /// are dropped from the file until [`RotatingFile::reopen`].
+    Failed(String),
+    /// `splice(2)` into the file was refused (`EINVAL`: a file system without it; `ENOSYS`: not
+    /// permitted: `cannot splice into /var/log/web.log: EINVAL: Invalid argument`), or the file
+    /// cannot be read back (`cannot read /var/log/web.log back: it is open for writing only`).
+    /// The file keeps taking bytes, through `write(2)`.
+    NoSplice(String),
 }
 
 impl RotatingFile {
     /// A file at `path`, opened on first write.
     pub fn new(path: PathBuf, max_bytes: u64, backups: u32) -> Self {
-        RotatingFile { path, dir: std::cell::OnceCell::new(), file: None, size: 0, max_bytes, backups, failure: None }
+        RotatingFile {
+            path,
+            dir: std::cell::OnceCell::new(),
+            file: None,
+            max_bytes,
+            backups,
+            failure: None,
+            no_splice: false,
+            readable: false,
+            full: false,
+        }
     }
 
     /// The log directory's fd, opened (as configured, once) on first use.
@@ -103,61 +185,184 @@ impl RotatingFile {
             return None;
         }
         while !bytes.is_empty() {
-            if let Err(e) = self.ensure_open() {
-                let why = match crate::io::confine::outside_note(&self.path) {
-                    Some(note) if e.kind() == io::ErrorKind::PermissionDenied => format!(" ({note})"),
-                    _ => String::new(),
-                };
-                return self.fail(format!("cannot open {}: {e}{why}", self.path.display()));
-            }
-            if self.max_bytes > 0 && self.size >= self.max_bytes {
-                if let Err(e) = self.rotate() {
-                    let dir = self.path.parent().unwrap_or(Path::new("/")).display().to_string();
-                    return self.fail(format!(
-                        "cannot rotate {}: {e} (the supervisor's user needs write access to {dir})",
-                        self.path.display()
-                    ));
-                }
-                continue;
-            }
-            let room = if self.max_bytes > 0 { (self.max_bytes - self.size) as usize } else { bytes.len() };
+            let room = match self.make_room() {
+                Ok((room, _)) => room,
+                Err(msg) => return self.fail(msg),
+            };
             let n = room.min(bytes.len());
             let f = self.file.as_mut()?;
             if let Err(e) = f.write_all(&bytes[..n]) {
                 return self.fail(format!("cannot write {}: {e}", self.path.display()));
             }
-            self.size += n as u64;
             bytes = &bytes[n..];
         }
         None
     }
 
+    /// Whether [`RotatingFile::splice_from`] can be tried: the file has not failed and has not
+    /// refused `splice(2)` or reading back.
+    pub fn takes_splice(&self) -> bool {
+        self.failure.is_none() && !self.no_splice
+    }
+
+    /// Moves the bytes waiting in `pipe` (at most `copy.len()`) to the end of the file with
+    /// `splice(2)`, rotating exactly as [`RotatingFile::write`] does (at most the room left is
+    /// moved, the files rotate, the rest follows), and reads each piece back from the file into
+    /// `copy` (`pread`, from the page cache) before the next. The kernel removes from the pipe
+    /// only the bytes that reached the file, so a process killed at any instant leaves each byte
+    /// in one place: in the pipe or in the file. `pipe` must be non-blocking.
+    ///
+    /// A closed file is opened, and a full one rotated, only when the pipe holds bytes (asked of
+    /// `poll`): a wakeup for a pipe that closed without more output creates no file and leaves
+    /// no empty one behind, as with [`RotatingFile::write`].
+    ///
+    /// # Errors
+    /// None returned: [`Spliced::trouble`] says, once, why the file stopped taking bytes (it then
+    /// takes no more splices, and the bytes left in the pipe are for the caller to read).
+    pub fn splice_from(&mut self, pipe: BorrowedFd<'_>, copy: &mut [u8]) -> Spliced {
+        use nix::errno::Errno;
+        use nix::fcntl::{splice, SpliceFFlags};
+        use std::os::unix::fs::FileExt;
+        let mut s = Spliced { moved: 0, copied: 0, end: None, trouble: None };
+        while s.moved < copy.len() && self.takes_splice() {
+            if self.file.is_none() || self.full {
+                s.end = pipe_end(pipe);
+                if s.end.is_some() {
+                    break;
+                }
+            }
+            let (room, offset) = match self.make_room() {
+                Ok(at) => at,
+                Err(msg) => {
+                    s.trouble = self.fail(msg).map(FileTrouble::Failed);
+                    break;
+                }
+            };
+            if !self.readable {
+                self.no_splice = true;
+                let msg = format!("cannot read {} back: it is open for writing only", self.path.display());
+                s.trouble = Some(FileTrouble::NoSplice(msg));
+                break;
+            }
+            let Some(f) = &self.file else { break };
+            let want = room.min(copy.len() - s.moved);
+            // No offset: the file's own, which `make_room` just set to the end.
+            let n = match splice(pipe, None, f, None, want, SpliceFFlags::SPLICE_F_NONBLOCK) {
+                Ok(0) => {
+                    s.end = Some(PipeEnd::Closed);
+                    break;
+                }
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => {
+                    s.end = Some(PipeEnd::Empty);
+                    break;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e @ (Errno::EINVAL | Errno::ENOSYS)) => {
+                    self.no_splice = true;
+                    s.trouble = Some(FileTrouble::NoSplice(format!("cannot splice into {}: {e}", self.path.display())));
+                    break;
+                }
+                Err(e) => {
+                    let msg = format!("cannot write {}: {}", self.path.display(), io::Error::from(e));
+                    s.trouble = self.fail(msg).map(FileTrouble::Failed);
+                    break;
+                }
+            };
+            s.moved += n;
+            self.full = n == room;
+            if let Err(e) = f.read_exact_at(&mut copy[s.copied..s.moved], offset) {
+                self.no_splice = true;
+                s.trouble = Some(FileTrouble::NoSplice(format!("cannot read {} back: {e}", self.path.display())));
+                break;
+            }
+            s.copied = s.moved;
+            if n < want {
+                break; // the pipe held no more for now: do not ask again for an EAGAIN
+            }
+        }
+        s
+    }
+
+    /// Opens the file when closed, puts its offset at its end and rotates it when full. Returns
+    /// how many bytes fit before the next rotation and the end's offset, or the failure's text.
+    ///
+    /// The end is asked of the kernel (`lseek(SEEK_END)`) before each write, not remembered:
+    /// the file has no `O_APPEND` (`splice` refuses it), and its real size is what counts when
+    /// another [`RotatingFile`] writes the same file (two streams configured to one path), after
+    /// logrotate's `copytruncate`, and after a supervisor killed mid-write was replaced.
+    fn make_room(&mut self) -> Result<(usize, u64), String> {
+        loop {
+            if let Err(e) = self.ensure_open() {
+                let why = match crate::io::confine::outside_note(&self.path) {
+                    Some(note) if e.kind() == io::ErrorKind::PermissionDenied => format!(" ({note})"),
+                    _ => String::new(),
+                };
+                return Err(format!("cannot open {}: {e}{why}", self.path.display()));
+            }
+            let Some(f) = self.file.as_mut() else { return Err(format!("cannot open {}", self.path.display())) };
+            let size = f.seek(SeekFrom::End(0)).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+            if self.max_bytes == 0 {
+                return Ok((usize::MAX, size));
+            }
+            if size < self.max_bytes {
+                return Ok((usize::try_from(self.max_bytes - size).unwrap_or(usize::MAX), size));
+            }
+            if let Err(e) = self.rotate() {
+                let dir = self.path.parent().unwrap_or(Path::new("/")).display().to_string();
+                return Err(format!(
+                    "cannot rotate {}: {e} (the supervisor's user needs write access to {dir})",
+                    self.path.display()
+                ));
+            }
+        }
+    }
+
+    /// Opens the file for reading and writing (splices are read back), or for writing only when
+    /// the supervisor may not read it.
     fn ensure_open(&mut self) -> io::Result<()> {
         if self.file.is_none() {
-            let f = self.open_in_dir(&self.name(0), OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT)?;
-            self.size = f.metadata()?.len();
-            self.file = Some(f);
+            let f = match self.open_in_dir(&self.name(0), OFlag::O_RDWR | OFlag::O_CREAT) {
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    self.open_in_dir(&self.name(0), OFlag::O_WRONLY | OFlag::O_CREAT).map(|f| (f, false))
+                }
+                other => other.map(|f| (f, true)),
+            }?;
+            (self.file, self.readable) = (Some(f.0), f.1);
         }
         Ok(())
     }
 
+    /// Shifts the backups up by one (`.N` dropped) and the file to `.1`, then opens a new file.
+    ///
+    /// Each rename is atomic, and a supervisor killed between two of them leaves a gap in the
+    /// numbers (`.3` moved to `.4`, `.2` not yet to `.3`). So the backups present are renumbered
+    /// by rank, not by name: the k-th newest becomes `.k+1`. Those with no gap below them move up,
+    /// oldest first; those above a gap move down (or stay), newest first; no rename ever replaces
+    /// a backup but the oldest one beyond `backups`. A gap is closed at the next rotation and
+    /// the backups keep their order through any number of kills.
     fn rotate(&mut self) -> io::Result<()> {
         if self.backups == 0 {
             if let Some(f) = &self.file {
                 f.set_len(0)?;
             }
-            self.size = 0;
             return Ok(());
         }
         self.file = None;
-        for n in (0..self.backups).rev() {
-            let (from, to) = (self.name(n), self.name(n + 1));
-            let dir = self.dir()?;
-            match nix::fcntl::renameat(dir, from.as_os_str(), dir, to.as_os_str()) {
-                Err(nix::errno::Errno::ENOENT) if n > 0 => {}
-                other => other?,
-            }
+        let dir = self.dir()?;
+        let present = (1..=self.backups).filter(|n| {
+            nix::sys::stat::fstatat(dir, self.name(*n).as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+        });
+        let moves: Vec<(u32, u32)> = present.zip(2..).collect();
+        let rename =
+            |from: u32, to: u32| nix::fcntl::renameat(dir, self.name(from).as_os_str(), dir, self.name(to).as_os_str());
+        for &(from, to) in moves.iter().rev().filter(|(from, to)| to > from && *to <= self.backups) {
+            rename(from, to)?;
         }
+        for &(from, to) in moves.iter().filter(|(from, to)| to < from) {
+            rename(from, to)?;
+        }
+        rename(0, 1)?;
         self.ensure_open()
     }
 
@@ -167,10 +372,12 @@ impl RotatingFile {
         Some(msg)
     }
 
-    /// Closes the file so the next write reopens it by name (SIGUSR2), and forgets a failure.
+    /// Closes the file so the next write reopens it by name (SIGUSR2), and forgets a failure
+    /// (and a refused `splice`: the new file may be elsewhere).
     pub fn reopen(&mut self) {
         self.file = None;
         self.failure = None;
+        self.no_splice = false;
     }
 
     /// Empties the file and removes its backups (`taskmasterctl clear`).
@@ -445,9 +652,12 @@ impl ChildLog {
         self.file.as_ref().and_then(|f| f.failure.as_deref())
     }
 
-    /// Records output: file, memory, and (when enabled) complete lines to `syslog`. Returns an
-    /// error text to log, the first time the file fails.
-    pub fn write(&mut self, bytes: &[u8], tag: &str, syslog: Option<&mut Syslog>) -> Option<String> {
+    /// Records output: the file, memory, and (when enabled) complete lines to `syslog`. The
+    /// first `filed` bytes are already in the file ([`RotatingFile::splice_from`] moved them);
+    /// the rest are written to it first, before the copies. Returns an error text to log, the
+    /// first time the file (or else syslog) fails.
+    pub fn write(&mut self, bytes: &[u8], filed: usize, tag: &str, syslog: Option<&mut Syslog>) -> Option<String> {
+        let mut error = self.file.as_mut().and_then(|f| f.write(&bytes[filed.min(bytes.len())..]));
         self.recent.push(bytes);
         if let (true, Some(s)) = (self.syslog, syslog) {
             self.partial.extend_from_slice(bytes);
@@ -455,7 +665,7 @@ impl ChildLog {
                 let line: Vec<u8> = self.partial.drain(..=i).collect();
                 let text = String::from_utf8_lossy(&line[..line.len() - 1]);
                 if let Some(e) = s.send(LogLevel::Info, Some(tag), &text) {
-                    return Some(e);
+                    error = error.or(Some(e));
                 }
             }
             if self.partial.len() > 8192 {
@@ -464,7 +674,7 @@ impl ChildLog {
                 s.send(LogLevel::Info, Some(tag), &text);
             }
         }
-        self.file.as_mut().and_then(|f| f.write(bytes))
+        error
     }
 
     /// The last `n` bytes: from memory when it holds them, else from the files.
@@ -541,6 +751,163 @@ mod tests {
         let mut g = RotatingFile::new(p2.clone(), 0, 3);
         g.write(&[b'x'; 10_000]);
         assert_eq!(std::fs::metadata(&p2).unwrap().len(), 10_000);
+    }
+
+    /// A pipe holding `bytes` (its reader non-blocking, as the supervisor's are).
+    fn pipe_with(bytes: &[u8]) -> (OwnedFd, File) {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        crate::io::output::set_nonblocking(&r).unwrap();
+        let mut w = File::from(w);
+        w.write_all(bytes).unwrap();
+        (r, w)
+    }
+
+    /// What is left in a pipe.
+    fn left_in(r: &OwnedFd) -> Vec<u8> {
+        let mut left = vec![0; 1 << 16];
+        let n = nix::unistd::read(r, &mut left).unwrap_or(0);
+        left.truncate(n);
+        left
+    }
+
+    /// Splices what `r` holds (at most `max` bytes) into `f`; returns what it did and the copy.
+    fn splice(f: &mut RotatingFile, r: &OwnedFd, max: usize) -> (Spliced, Vec<u8>) {
+        let mut copy = vec![0; max];
+        let s = f.splice_from(r.as_fd(), &mut copy);
+        copy.truncate(s.copied);
+        (s, copy)
+    }
+
+    #[test]
+    fn splice_moves_bytes_from_the_pipe_rotating_at_the_exact_limit_and_the_copy_is_what_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.log");
+        let mut f = RotatingFile::new(path.clone(), 10, 2);
+        let (r, w) = pipe_with(b"0123456789abcdefghij0123+rest");
+        assert!(f.takes_splice());
+        let (s, copy) = splice(&mut f, &r, 24);
+        assert_eq!(s, Spliced { moved: 24, copied: 24, end: None, trouble: None });
+        assert_eq!(copy, b"0123456789abcdefghij0123");
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123");
+        assert_eq!(std::fs::read(backup(&path, 1)).unwrap(), b"abcdefghij");
+        assert_eq!(std::fs::read(backup(&path, 2)).unwrap(), b"0123456789");
+        // At most the copy's size moved; the rest waits in the pipe.
+        assert_eq!(left_in(&r), b"+rest");
+        // A write and a splice continue each other.
+        assert_eq!(f.write(b"45"), None);
+        (&w).write_all(b"6789XYZ").unwrap();
+        let (s, copy) = splice(&mut f, &r, 100);
+        assert_eq!((s.moved, s.copied, copy.as_slice()), (7, 7, &b"6789XYZ"[..]));
+        assert_eq!(std::fs::read(&path).unwrap(), b"XYZ");
+        assert_eq!(std::fs::read(backup(&path, 1)).unwrap(), b"0123456789");
+        assert!(!backup(&path, 3).exists());
+        // An empty pipe, then a closed one.
+        let (s, _) = splice(&mut f, &r, 100);
+        assert_eq!((s.moved, s.end), (0, Some(PipeEnd::Empty)));
+        drop(w);
+        let (s, _) = splice(&mut f, &r, 100);
+        assert_eq!((s.moved, s.end), (0, Some(PipeEnd::Closed)));
+    }
+
+    #[test]
+    fn a_pipe_that_closes_without_output_creates_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quiet.log");
+        let mut f = RotatingFile::new(path.clone(), 0, 0);
+        let (r, w) = pipe_with(b"");
+        assert_eq!(splice(&mut f, &r, 10).0.end, Some(PipeEnd::Empty));
+        drop(w);
+        assert_eq!(splice(&mut f, &r, 10).0.end, Some(PipeEnd::Closed));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_takes_nothing_from_the_pipe_and_says_why_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = RotatingFile::new(dir.path().join("missing/out.log"), 0, 0);
+        let (r, _w) = pipe_with(b"kept");
+        let (s, _) = splice(&mut f, &r, 4);
+        assert_eq!((s.moved, s.copied, s.end), (0, 0, None));
+        match s.trouble {
+            Some(FileTrouble::Failed(msg)) => assert!(msg.starts_with("cannot open "), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!f.takes_splice() && f.failure.is_some());
+        assert_eq!(splice(&mut f, &r, 4).0, Spliced { moved: 0, copied: 0, end: None, trouble: None }, "said once");
+        assert_eq!(left_in(&r), b"kept", "the bytes stay in the pipe for the caller to read");
+    }
+
+    #[test]
+    fn a_file_the_supervisor_may_only_write_is_written_not_spliced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wo.log");
+        std::fs::write(&path, "").unwrap();
+        let mut f = RotatingFile::new(path.clone(), 0, 0);
+        // Opened write-only, as `ensure_open` falls back to when reading is refused (by the
+        // file's mode; root is not refused, so the state is set here).
+        f.file = Some(f.open_in_dir(OsStr::new("wo.log"), OFlag::O_WRONLY).unwrap());
+        f.readable = false;
+        let (r, _w) = pipe_with(b"abc");
+        let (s, _) = splice(&mut f, &r, 10);
+        assert_eq!((s.moved, s.copied), (0, 0));
+        assert!(matches!(s.trouble, Some(FileTrouble::NoSplice(ref m)) if m.contains("back")), "{s:?}");
+        assert!(!f.takes_splice() && f.failure.is_none());
+        assert_eq!(left_in(&r), b"abc");
+        assert_eq!(f.write(b"abc"), None);
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn two_files_on_one_path_and_a_truncation_behind_our_back_keep_writing_at_the_real_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("both.log");
+        // stdout and stderr of one program configured to the same file.
+        let (mut out, mut err) = (RotatingFile::new(path.clone(), 0, 0), RotatingFile::new(path.clone(), 0, 0));
+        assert_eq!(out.write(b"one\n"), None);
+        let (r, _w) = pipe_with(b"two\n");
+        assert_eq!(splice(&mut err, &r, 4).1, b"two\n");
+        assert_eq!(out.write(b"three\n"), None);
+        let (r, _w) = pipe_with(b"four\n");
+        assert_eq!(splice(&mut out, &r, 5).1, b"four\n");
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\nthree\nfour\n");
+        // logrotate's copytruncate empties the file: the next bytes start at 0, no hole.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        assert_eq!(err.write(b"five\n"), None);
+        assert_eq!(std::fs::read(&path).unwrap(), b"five\n");
+    }
+
+    #[test]
+    fn a_child_log_writes_only_the_bytes_not_yet_in_its_file_and_keeps_them_all_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        let mut log = ChildLog::new((Some(path.clone()), 0, 0, false));
+        let (r, _w) = pipe_with(b"abc");
+        assert_eq!(splice(log.file.as_mut().unwrap(), &r, 3).1, b"abc");
+        assert_eq!(log.write(b"abcdef", 3, "c", None), None);
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
+        assert_eq!(log.recent.last(100), b"abcdef");
+    }
+
+    #[test]
+    fn a_rotation_cut_short_by_a_kill_leaves_a_gap_that_the_next_one_closes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.log");
+        // Killed mid-rotation: `.4` was moved to `.5` and `.3` not yet to `.4`.
+        for (n, text) in [(1, "e"), (2, "d"), (3, "c"), (5, "b"), (6, "a")] {
+            std::fs::write(backup(&path, n), text).unwrap();
+        }
+        std::fs::write(&path, "fffff").unwrap();
+        let mut f = RotatingFile::new(path.clone(), 5, 6);
+        assert_eq!(f.write(b"g"), None);
+        let names: Vec<String> = (1..=6).map(|n| std::fs::read_to_string(backup(&path, n)).unwrap()).collect();
+        assert_eq!(names, ["fffff", "e", "d", "c", "b", "a"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"g");
+        // Full: the oldest goes, the rest shift.
+        assert_eq!(f.write(b"hhhhi"), None);
+        let names: Vec<String> = (1..=6).map(|n| std::fs::read_to_string(backup(&path, n)).unwrap()).collect();
+        assert_eq!(names, ["ghhhh", "fffff", "e", "d", "c", "b"]);
+        assert!(!backup(&path, 7).exists());
+        assert_eq!(std::fs::read(&path).unwrap(), b"i");
     }
 
     #[test]
