@@ -280,3 +280,37 @@ fn a_one_shot_command_whose_supervisor_dies_is_sent_once_more() {
     assert!(!alive(pid), "killed after stopwaitsecs by the new supervisor");
     d.wait_log("killing 'stubborn'", SOON);
 }
+
+#[test]
+fn a_numbered_sequence_written_across_four_kills_is_in_its_log_exactly_once() {
+    const N: u64 = 3_000_000;
+    let s = tests::Scratch::new();
+    let log = s.path("seq.log");
+    let yaml = format!(
+        "programs:\n  seq:\n    command: seq 1 {N}\n    autostart: false\n    startsecs: 0\n    autorestart: false\n    stdout_logfile: {}\n    stdout_logfile_maxbytes: 0\n",
+        log.display()
+    );
+    let d = Daemon::start_in(s, &yaml);
+    assert_eq!(d.ctl(&["start", "seq"]).code, 0);
+    let mut during = 0;
+    for _ in 0..4 {
+        during += usize::from(d.state("seq") == "RUNNING");
+        kill_supervisor(&d);
+    }
+    d.wait_state("seq", "EXITED", SOON);
+    let want: String = (1..=N).map(|i| format!("{i}\n")).collect();
+    wait_until("the whole sequence in the log", SOON, || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() >= want.len() as u64)
+    });
+    let got = std::fs::read_to_string(&log).expect("the log");
+    if got != want {
+        let mut seen = std::collections::HashMap::new();
+        for l in got.lines() {
+            *seen.entry(l).or_insert(0u32) += 1;
+        }
+        let lost = (1..=N).filter(|i| !seen.contains_key(i.to_string().as_str())).count();
+        let doubled: u32 = seen.values().map(|c| c - 1).sum();
+        panic!("{lost} lines lost, {doubled} doubled ({} bytes of {})", got.len(), want.len());
+    }
+    println!("{during} of 4 kills while seq was writing");
+}
