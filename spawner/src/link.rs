@@ -744,8 +744,10 @@ impl Spawner {
         }
         for (_, group) in groups {
             for (pid, signal, _) in &group {
-                let _ = killpg(*pid, *signal);
-                let _ = kill(*pid, *signal);
+                // Its process group (it is the leader: setsid), so that the signal comes once.
+                if killpg(*pid, *signal).is_err() {
+                    let _ = kill(*pid, *signal);
+                }
             }
             let wait = group.iter().map(|(_, _, w)| *w).max().unwrap_or(10);
             let deadline = Instant::now() + Duration::from_secs(wait);
@@ -757,8 +759,7 @@ impl Spawner {
                 self.wait_and_reap_quietly(next);
             }
             for (pid, _, _) in &group {
-                if self.children.live().any(|(_, c)| c.pid == *pid) {
-                    let _ = killpg(*pid, Signal::SIGKILL);
+                if self.children.live().any(|(_, c)| c.pid == *pid) && killpg(*pid, Signal::SIGKILL).is_err() {
                     let _ = kill(*pid, Signal::SIGKILL);
                 }
             }
