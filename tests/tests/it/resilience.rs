@@ -82,6 +82,21 @@ fn next_pid(d: &Daemon, name: &str, old: i32, timeout: Duration) -> i32 {
     new.unwrap_or_default()
 }
 
+/// A daemon running `web` as `/bin/sh -c 'BACKGROUND & echo $! >> PIDS; exec sleep 1000'` with
+/// the program keys `keys` (indented YAML lines): the daemon, the file listing the background
+/// pids, and the guard that kills what it lists at the end.
+fn web_with_background(background: &str, keys: &str) -> (Daemon, std::path::PathBuf, KillListed) {
+    let s = Scratch::new();
+    let pids = s.path("bg.pids");
+    let yaml = format!(
+        "programs:\n  web:\n    command: /bin/sh -c '{background} & echo $! >> {}; exec sleep 1000'\n{keys}",
+        pids.display()
+    );
+    let d = Daemon::start_in(s, &yaml);
+    let cleanup = KillListed(pids.clone());
+    (d, pids, cleanup)
+}
+
 #[test]
 fn killing_the_spawner_with_sigkill_leaves_no_program_and_no_supervisor() {
     let mut yaml = String::from(
@@ -116,14 +131,8 @@ fn killing_the_spawner_with_sigkill_leaves_no_program_and_no_supervisor() {
 
 #[test]
 fn a_dead_programs_background_child_is_ended_before_its_restart() {
-    let s = Scratch::new();
-    let pids = s.path("bg.pids");
-    let yaml = format!(
-        "programs:\n  web:\n    command: /bin/sh -c 'sleep 1000 & echo $! >> {}; exec sleep 1000'\n    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 30\n",
-        pids.display()
-    );
-    let d = Daemon::start_in(s, &yaml);
-    let _cleanup = KillListed(pids.clone());
+    let (d, pids, _cleanup) =
+        web_with_background("sleep 1000", "    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 30\n");
     d.wait_state("web", "RUNNING", SOON);
     let main = d.proc_pid("web").unwrap();
     let bg = Seen::now(nth_listed(&pids, 1));
@@ -142,14 +151,8 @@ fn a_dead_programs_background_child_is_ended_before_its_restart() {
 
 #[test]
 fn with_cleanupgroup_false_a_dead_programs_background_child_survives_its_restart() {
-    let s = Scratch::new();
-    let pids = s.path("bg.pids");
-    let yaml = format!(
-        "programs:\n  web:\n    command: /bin/sh -c 'sleep 1000 & echo $! >> {}; exec sleep 1000'\n    startsecs: 0\n    autorestart: true\n    cleanupgroup: false\n",
-        pids.display()
-    );
-    let d = Daemon::start_in(s, &yaml);
-    let _cleanup = KillListed(pids.clone());
+    let (d, pids, _cleanup) =
+        web_with_background("sleep 1000", "    startsecs: 0\n    autorestart: true\n    cleanupgroup: false\n");
     d.wait_state("web", "RUNNING", SOON);
     let main = d.proc_pid("web").unwrap();
     let bg = Seen::now(nth_listed(&pids, 1));
@@ -167,14 +170,10 @@ fn with_cleanupgroup_false_a_dead_programs_background_child_survives_its_restart
 
 #[test]
 fn a_leftover_that_ignores_sigterm_is_killed_after_stopwaitsecs() {
-    let s = Scratch::new();
-    let pids = s.path("bg.pids");
-    let yaml = format!(
-        "programs:\n  web:\n    command: /bin/sh -c '(trap \"\" TERM; exec sleep 1000) & echo $! >> {}; exec sleep 1000'\n    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 1\n",
-        pids.display()
+    let (d, pids, _cleanup) = web_with_background(
+        "(trap \"\" TERM; exec sleep 1000)",
+        "    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 1\n",
     );
-    let d = Daemon::start_in(s, &yaml);
-    let _cleanup = KillListed(pids.clone());
     d.wait_state("web", "RUNNING", SOON);
     let main = d.proc_pid("web").unwrap();
     let bg = Seen::now(nth_listed(&pids, 1));
@@ -187,16 +186,10 @@ fn a_leftover_that_ignores_sigterm_is_killed_after_stopwaitsecs() {
 
 #[test]
 fn a_leftover_that_left_the_process_group_is_ended_through_the_programs_cgroup() {
-    let s = Scratch::new();
-    let pids = s.path("bg.pids");
     // setsid(1) from a background job (not a group leader) calls setsid itself and execs: the pid
     // written is the sleep's, in a session and group of its own.
-    let yaml = format!(
-        "programs:\n  web:\n    command: /bin/sh -c 'setsid sleep 1000 & echo $! >> {}; exec sleep 1000'\n    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 30\n",
-        pids.display()
-    );
-    let d = Daemon::start_in(s, &yaml);
-    let _cleanup = KillListed(pids.clone());
+    let (d, pids, _cleanup) =
+        web_with_background("setsid sleep 1000", "    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 30\n");
     if !d.stderr().contains("found by its cgroup") {
         let line = d.stderr().lines().find(|l| l.contains("leftovers")).unwrap_or("").to_owned();
         tests::skip(&format!("programs get no cgroup of their own here: {line}"));
@@ -213,14 +206,10 @@ fn a_leftover_that_left_the_process_group_is_ended_through_the_programs_cgroup()
 
 #[test]
 fn stopping_a_program_whose_exit_is_held_signals_what_is_left_of_it() {
-    let s = Scratch::new();
-    let pids = s.path("bg.pids");
-    let yaml = format!(
-        "programs:\n  web:\n    command: /bin/sh -c '(trap \"\" TERM; exec sleep 1000) & echo $! >> {}; exec sleep 1000'\n    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 2\n",
-        pids.display()
+    let (d, pids, _cleanup) = web_with_background(
+        "(trap \"\" TERM; exec sleep 1000)",
+        "    startsecs: 0\n    autorestart: true\n    stopwaitsecs: 2\n",
     );
-    let d = Daemon::start_in(s, &yaml);
-    let _cleanup = KillListed(pids.clone());
     d.wait_state("web", "RUNNING", SOON);
     let main = d.proc_pid("web").unwrap();
     let bg = Seen::now(nth_listed(&pids, 1));
