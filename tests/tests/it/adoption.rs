@@ -314,3 +314,57 @@ fn a_numbered_sequence_written_across_four_kills_is_in_its_log_exactly_once() {
     }
     println!("{during} of 4 kills while seq was writing");
 }
+
+/// The bytes of `path` and its backups `.1` … `.backups`.
+fn logged_bytes(path: &std::path::Path, backups: u32) -> u64 {
+    let size = |p: String| std::fs::metadata(p).map_or(0, |m| m.len());
+    (1..=backups).map(|n| size(format!("{}.{n}", path.display()))).sum::<u64>() + size(path.display().to_string())
+}
+
+#[test]
+fn a_full_speed_writer_across_kills_in_mid_move_leaves_every_line_once_through_rotations() {
+    // `cat` of a file keeps the pipe full: each supervisor is always moving bytes when it is
+    // killed, now and then while it rotates.
+    const LINES: u64 = 6_000_000;
+    const MAXBYTES: u64 = 1 << 20;
+    let s = tests::Scratch::new();
+    let input = s.path("numbers");
+    let want: Vec<u8> = (1..=LINES).flat_map(|i| format!("{i:08}\n").into_bytes()).collect();
+    std::fs::write(&input, &want).expect("the input");
+    let log = s.path("fast/out.log");
+    let yaml = format!(
+        "programs:\n  fast:\n    command: cat {}\n    autostart: false\n    startsecs: 0\n    autorestart: false\n    \
+         stdout_logfile: {}\n    stdout_logfile_maxbytes: {MAXBYTES}\n    stdout_logfile_backups: 100\n",
+        input.display(),
+        log.display()
+    );
+    let d = Daemon::start_in(s, &yaml);
+    assert_eq!(d.ctl(&["start", "fast"]).code, 0);
+    let total = want.len() as u64;
+    let mut mid_stream = 0;
+    for k in 1..=5 {
+        wait_until("the log to grow", SOON * 3, || logged_bytes(&log, 100) >= total * k / 6);
+        mid_stream += usize::from(logged_bytes(&log, 100) < total);
+        kill_supervisor(&d);
+    }
+    d.wait_state("fast", "EXITED", SOON);
+    // Not `wait_until`: when bytes were lost the files never reach the total, and the
+    // comparison below says how many.
+    let deadline = Instant::now() + SOON;
+    while logged_bytes(&log, 100) < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut got = Vec::new();
+    let backups = (1..=100).filter(|n| std::path::Path::new(&format!("{}.{n}", log.display())).exists()).count();
+    for n in (1..=backups).rev() {
+        let part = std::fs::read(format!("{}.{n}", log.display())).expect("a backup (no gap in the numbers)");
+        assert_eq!(part.len() as u64, MAXBYTES, "backup {n} is not exactly maxbytes");
+        got.extend(part);
+    }
+    got.extend(std::fs::read(&log).expect("the log"));
+    if got != want {
+        let first = got.chunks(9).zip(want.chunks(9)).position(|(a, b)| a != b);
+        panic!("{} bytes logged of {}; first wrong line: {first:?}", got.len(), want.len());
+    }
+    println!("{mid_stream} of 5 kills while bytes were still in flight; {backups} backups");
+}
