@@ -51,7 +51,7 @@ impl Child {
             killasgroup,
             generation: 0,
             started_ns: common::units::monotonic_ns(),
-            fdset: FdSet { stdin: false, stdout: false, stderr: false, pty: false },
+            fdset: FdSet { stdin: false, stdout: false, stderr: false, pty: false, hold: false },
             fds: Vec::new(),
             ended: None,
             cleanupgroup: true,

@@ -697,10 +697,17 @@ impl Spawner {
         match result {
             Ok((mut c, ends, cgroup, stopwait)) => {
                 let (pid, cleanupgroup) = (c.pid, c.cleanupgroup);
-                let ParentEnds { pty, stdin, stdout, stderr } = ends;
-                let fds = FdSet { stdin: stdin.is_some(), stdout: stdout.is_some(), stderr: stderr.is_some(), pty };
+                let ParentEnds { pty, stdin, stdout, stderr, hold } = ends;
+                let fds = FdSet {
+                    stdin: stdin.is_some(),
+                    stdout: stdout.is_some(),
+                    stderr: stderr.is_some(),
+                    pty,
+                    hold: hold.is_some(),
+                };
+                let (hold_r, hold_w) = hold.unzip();
                 // The spawner keeps these, for a supervisor that replaces this one (issue 16).
-                c.fds = [stdin, stdout, stderr].into_iter().flatten().collect();
+                c.fds = [stdin, stdout, stderr, hold_r, hold_w].into_iter().flatten().collect();
                 c.fdset = fds;
                 c.generation = self.generation;
                 let spawn_id = self.children.insert(c);

@@ -61,6 +61,10 @@ pub struct ParentEnds {
     pub stdout: Option<OwnedFd>,
     /// Read end of stderr.
     pub stderr: Option<OwnedFd>,
+    /// For a PTY: the holding pipe (read end, write end) the supervisor moves the master's
+    /// output through with splice(2), so that output it took from the terminal survives its
+    /// death in a pipe the spawner keeps (issue 16).
+    pub hold: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Why a spawn could not be prepared; becomes the `SpawnFailed` text.
@@ -309,7 +313,9 @@ pub fn prepare(
         no_new_privs: false,
         cgroup: None,
     };
-    Ok((prepared, ParentEnds { pty: false, stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent }))
+    let ends =
+        ParentEnds { pty: false, stdin: Some(stdin_w), stdout: stdout_parent, stderr: stderr_parent, hold: None };
+    Ok((prepared, ends))
 }
 
 /// Default window size of a PTY until a client attaches (DESIGN §5): 24 rows, 80 columns.
@@ -359,7 +365,9 @@ fn prepare_pty(
         no_new_privs: false,
         cgroup: None,
     };
-    Ok((prepared, ParentEnds { pty: true, stdin: None, stdout: Some(pty.master), stderr: None }))
+    let hold =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| PrepareError::Sys { step: "pipe2", errno })?;
+    Ok((prepared, ParentEnds { pty: true, stdin: None, stdout: Some(pty.master), stderr: None, hold: Some(hold) }))
 }
 
 #[cfg(test)]

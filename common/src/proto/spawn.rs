@@ -185,15 +185,19 @@ pub struct FdSet {
     pub stdout: bool,
     /// The read end of the child's stderr pipe.
     pub stderr: bool,
-    /// The child runs on a pseudo-terminal: the one fd is its master (output and input).
+    /// The child runs on a pseudo-terminal: the first fd is its master (output and input).
     pub pty: bool,
+    /// With `pty`: the master is followed by a holding pipe's read and write ends, through
+    /// which the supervisor moves the terminal's output by splice(2) (issue 16).
+    #[serde(default)]
+    pub hold: bool,
 }
 
 impl FdSet {
     /// Number of fds carried.
     pub fn count(&self) -> usize {
         if self.pty {
-            return 1;
+            return if self.hold { 3 } else { 1 };
         }
         [self.stdin, self.stdout, self.stderr].iter().filter(|b| **b).count()
     }

@@ -92,7 +92,7 @@ impl Sim {
                 token,
                 spawn_id: SpawnId(self.next_spawn),
                 pid: Pid::from_raw(1000 + self.next_spawn as i32),
-                fds: FdSet { stdin: false, stdout: false, stderr: false, pty: false },
+                fds: FdSet { stdin: false, stdout: false, stderr: false, pty: false, hold: false },
                 fds_received: true,
             };
             out.extend(self.feed(Input::Spawner(spawned)));

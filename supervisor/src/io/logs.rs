@@ -16,8 +16,8 @@
 //! from the real size, and two streams configured to one file (nothing forbids it) still
 //! interleave without overwriting each other. A rotation cut short leaves a gap in the backups'
 //! numbers that the next rotation closes, in order (`rotate`). Streams that cannot use `splice`
-//! (no file, a failed file, a PTY) are written with `write(2)` after being read: there a kill
-//! between the two loses that chunk.
+//! (no file, a failed file) are written with `write(2)` after being read: there a kill between
+//! the two loses that chunk. A PTY's output reaches here through a holding pipe (`output.rs`).
 
 use crate::sys::local_time;
 use common::config::raw::LogLevel;

@@ -30,8 +30,14 @@
 //! The other streams are read with `read(2)` into the buffer and then written, as before: a
 //! stream without a file (`NONE`, syslog only), a file that failed (reported once, its bytes
 //! dropped until SIGUSR2), refused `splice` or cannot be read back (opened write-only; reported
-//! once), and a PTY master (a terminal is not a pipe, and `splice` needs a pipe on one side:
-//! there, a kill between the read and the write can lose that chunk from the file too).
+//! once).
+//!
+//! A PTY master is not a pipe, so its output takes one more step: `splice(2)` moves it from the
+//! terminal into a holding pipe the spawner created with the PTY and keeps open (`FdSet::hold`),
+//! and the holding pipe is then moved on as any pipe, what waits in it first. A kill leaves the
+//! bytes in the terminal, the holding pipe or the file; the next supervisor drains the holding
+//! pipe before the terminal. Only a PTY handed over without one (never, from this spawner) is
+//! read and written.
 //!
 //! [`RotatingFile::splice_from`]: crate::io::logs::RotatingFile::splice_from
 
@@ -105,12 +111,48 @@ pub enum ReadOutcome {
 }
 
 /// A pipe being read: whose stream it carries.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Watched {
     slot: Slot,
     stream: Stream,
-    /// Read with `read(2)` only: a PTY master.
+    /// Read with `read(2)` only: a PTY master without a holding pipe.
     read_only: bool,
+    /// A PTY master's holding pipe: the terminal's output is spliced into it, then moved on
+    /// from it as from any pipe (module doc).
+    hold: Option<Rc<Hold>>,
+}
+
+/// The holding pipe of a PTY program (the spawner keeps its copies of both ends).
+struct Hold {
+    r: File,
+    w: File,
+}
+
+/// Where a chunk is taken from: the pipe the watcher holds at a key, or a holding pipe.
+enum Origin<'h> {
+    Watcher(usize),
+    Hold(&'h File),
+}
+
+/// The pipe `from` names.
+fn origin<'a>(io: &'a mut Io, from: &Origin<'a>) -> Option<&'a File> {
+    match from {
+        Origin::Watcher(key) => match io.w.get_mut(*key) {
+            Some(Source::Pipe(pipe)) => Some(&*pipe),
+            _ => None,
+        },
+        Origin::Hold(f) => Some(f),
+    }
+}
+
+/// What one move from a pipe gave.
+enum Pumped {
+    /// `n` bytes are in the buffer.
+    Chunk(usize),
+    /// Nothing waits now.
+    Empty,
+    /// No writer is left and nothing waits.
+    Closed,
 }
 
 /// Every process's output side, by slot.
@@ -194,17 +236,24 @@ impl Outputs {
         o.err_line = LastLine::default();
         let mut it = fds.into_iter();
         if set.pty {
-            // One fd, the master: the watcher reads output from it, a duplicate takes
-            // keystrokes and window sizes.
+            // The master: the watcher polls it, a duplicate takes keystrokes and window sizes;
+            // then the holding pipe its output moves through.
             let master = it.next().and_then(|fd| {
                 let writer = fd.try_clone().ok()?;
                 set_nonblocking(&fd).ok()?;
                 Some((fd, File::from(writer)))
             });
+            let hold = match (set.hold, it.next(), it.next()) {
+                (true, Some(r), Some(w)) if set_nonblocking(&r).is_ok() && set_nonblocking(&w).is_ok() => {
+                    Some(Rc::new(Hold { r: File::from(r), w: File::from(w) }))
+                }
+                _ => None,
+            };
             if let Some((fd, writer)) = master {
                 let key = pipe_key(spawn_id, Stream::Stdout);
                 if io.w.insert(key, Source::Pipe(File::from(fd))).is_ok() {
-                    self.pipes.insert(key, Watched { slot, stream: Stream::Stdout, read_only: true });
+                    let read_only = hold.is_none();
+                    self.pipes.insert(key, Watched { slot, stream: Stream::Stdout, read_only, hold });
                 }
                 o.pty = Some(Pty::new(writer, DEFAULT_PTY_SIZE));
             }
@@ -219,7 +268,7 @@ impl Outputs {
             let Some(fd) = it.next() else { continue };
             let key = pipe_key(spawn_id, stream);
             if set_nonblocking(&fd).is_ok() && io.w.insert(key, Source::Pipe(File::from(fd))).is_ok() {
-                self.pipes.insert(key, Watched { slot, stream, read_only: false });
+                self.pipes.insert(key, Watched { slot, stream, read_only: false, hold: None });
             }
         }
     }
@@ -248,11 +297,40 @@ impl Outputs {
     }
 
     /// Reads one chunk of the pipe at `key` and records it (log, last line, terminal model): moved
-    /// by the kernel into its log file when it has one, else read and written (module doc).
+    /// by the kernel into its log file when it has one, else read and written (module doc). A
+    /// PTY master with a holding pipe: what waits in the holding pipe first, then the terminal's
+    /// output spliced into it and moved on from there.
     pub fn read(&mut self, io: &mut Io, key: usize) -> ReadOutcome {
-        let Some(&Watched { slot, stream, read_only }) = self.pipes.get(&key) else { return ReadOutcome::Idle };
-        let Some(Source::Pipe(pipe)) = io.w.get_mut(key) else { return ReadOutcome::Idle };
-        let pipe: &File = pipe;
+        let Some(Watched { slot, stream, read_only, hold }) = self.pipes.get(&key).cloned() else {
+            return ReadOutcome::Idle;
+        };
+        let Some(hold) = hold else {
+            return match self.pump(io, slot, stream, Origin::Watcher(key), read_only) {
+                Pumped::Chunk(n) => ReadOutcome::Chunk(slot, stream, n),
+                Pumped::Empty => ReadOutcome::Idle,
+                Pumped::Closed => ReadOutcome::Closed(self.close_pipe(io, key)),
+            };
+        };
+        loop {
+            // Never `Closed`: this side holds the write end.
+            if let Pumped::Chunk(n) = self.pump(io, slot, stream, Origin::Hold(&hold.r), false) {
+                return ReadOutcome::Chunk(slot, stream, n);
+            }
+            let Some(Source::Pipe(master)) = io.w.get_mut(key) else { return ReadOutcome::Idle };
+            let flags = nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
+            match nix::fcntl::splice(&*master, None, &hold.w, None, READ_SIZE, flags) {
+                Ok(0) => return ReadOutcome::Closed(self.close_pipe(io, key)),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return ReadOutcome::Idle,
+                // EIO: the terminal's last user has gone (the holding pipe is drained above).
+                Err(_) => return ReadOutcome::Closed(self.close_pipe(io, key)),
+            }
+        }
+    }
+
+    /// Moves one chunk from `from` for `slot`'s `stream` and records it.
+    fn pump(&mut self, io: &mut Io, slot: Slot, stream: Stream, from: Origin<'_>, read_only: bool) -> Pumped {
+        let Some(pipe) = origin(io, &from) else { return Pumped::Empty };
         let idx = usize::from(stream == Stream::Stderr);
         let o = self.by_slot.get_mut(&slot);
         let file = o.and_then(|o| o.logs[idx].file.as_mut()).filter(|f| f.takes_splice());
@@ -263,28 +341,27 @@ impl Outputs {
             }
             if copied > 0 {
                 self.record(io, slot, stream, copied, copied);
-                return ReadOutcome::Chunk(slot, stream, copied);
+                return Pumped::Chunk(copied);
             }
             match end {
-                Some(PipeEnd::Empty) if moved == 0 => return ReadOutcome::Idle,
-                Some(PipeEnd::Closed) if moved == 0 => return ReadOutcome::Closed(self.close_pipe(io, key)),
+                Some(PipeEnd::Empty) if moved == 0 => return Pumped::Empty,
+                Some(PipeEnd::Closed) if moved == 0 => return Pumped::Closed,
                 // The file stopped taking bytes before any moved (or moved bytes could not be
                 // read back: they are in the file only): read on.
                 _ => {}
             }
         }
-        let Some(Source::Pipe(pipe)) = io.w.get_mut(key) else { return ReadOutcome::Idle };
-        let pipe: &File = pipe;
+        let Some(pipe) = origin(io, &from) else { return Pumped::Empty };
         loop {
             let n = match (&*pipe).read(&mut self.buf) {
-                Ok(0) => return ReadOutcome::Closed(self.close_pipe(io, key)),
+                Ok(0) => return Pumped::Closed,
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Idle,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pumped::Empty,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return ReadOutcome::Closed(self.close_pipe(io, key)), // EIO: a PTY whose child has gone
+                Err(_) => return Pumped::Closed, // EIO: a PTY whose child has gone
             };
             self.record(io, slot, stream, n, 0);
-            return ReadOutcome::Chunk(slot, stream, n);
+            return Pumped::Chunk(n);
         }
     }
 
@@ -483,7 +560,7 @@ mod tests {
             let mut outputs = Outputs::new(dir.to_path_buf(), SyslogTarget::default());
             before_bind();
             outputs.configure(SLOT, Rc::new(program), 0);
-            let set = FdSet { stdin: false, stdout: true, stderr: false, pty: false };
+            let set = FdSet { stdin: false, stdout: true, stderr: false, pty: false, hold: false };
             outputs.bind(&mut io, SPAWN, SLOT, set, vec![pipe]);
             Rig { outputs, io, key: pipe_key(SPAWN, Stream::Stdout), events: Events::new(), dir: dir.to_path_buf() }
         }

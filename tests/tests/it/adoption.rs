@@ -368,3 +368,32 @@ fn a_full_speed_writer_across_kills_in_mid_move_leaves_every_line_once_through_r
     }
     println!("{mid_stream} of 5 kills while bytes were still in flight; {backups} backups");
 }
+
+#[test]
+fn a_pty_programs_output_across_four_kills_is_in_its_log_exactly_once() {
+    // The terminal's output moves through a holding pipe the spawner keeps (splice), so a kill
+    // between taking bytes from the terminal and logging them loses nothing either.
+    const N: u64 = 400_000;
+    let s = tests::Scratch::new();
+    let log = s.path("tty.log");
+    let yaml = format!(
+        "programs:\n  tty:\n    command: seq 1 {N}\n    pty: true\n    autostart: false\n    startsecs: 0\n    autorestart: false\n    stdout_logfile: {}\n    stdout_logfile_maxbytes: 0\n",
+        log.display()
+    );
+    let d = Daemon::start_in(s, &yaml);
+    assert_eq!(d.ctl(&["start", "tty"]).code, 0);
+    let mut during = 0;
+    for _ in 0..4 {
+        during += usize::from(d.state("tty") == "RUNNING");
+        kill_supervisor(&d);
+    }
+    d.wait_state("tty", "EXITED", SOON);
+    // The terminal turns each newline into CR LF.
+    let want: String = (1..=N).map(|i| format!("{i}\r\n")).collect();
+    wait_until("the whole sequence in the log", SOON, || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() >= want.len() as u64)
+    });
+    let got = std::fs::read_to_string(&log).expect("the log");
+    assert!(got == want, "{} bytes logged of {}", got.len(), want.len());
+    println!("{during} of 4 kills while the program was writing");
+}
