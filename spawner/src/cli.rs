@@ -150,7 +150,7 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
     // hence after daemonize).
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|errno| ServeError::Sys { call: "prctl PR_SET_CHILD_SUBREAPER", errno })?;
-    let _pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
+    let pidfile = crate::daemon::lock_pidfile(&config.server.pidfile)?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(config.server.umask as libc::mode_t));
     setup::raise_limits(&config)?;
     setup::raise_nofile_for(&config);
@@ -170,7 +170,8 @@ fn serve(config: Config, daemon: bool) -> Result<u8, ServeError> {
         let (supervisor, relay) = privdrop::start_supervisor(&theirs, &listener, user.as_ref())?;
         drop(theirs);
         // The listener stays open here too: a supervisor that replaces a dead one gets it.
-        Ok(Spawner::new(config, Link::new(ours), supervisor, user, listener, sigfd, !daemon).with_relay(relay).run())
+        let spawner = Spawner::new(config, Link::new(ours), supervisor, user, listener, sigfd, !daemon);
+        Ok(spawner.with_relay(relay).after_unclean_exit(pidfile.stale).run())
     })();
     socket_node.remove();
     result

@@ -137,6 +137,9 @@ pub struct PidFile {
     dir: Dir,
     name: OsString,
     _lock: Flock<File>,
+    /// The pid an earlier taskmasterd left in the file: it did not exit in order (an orderly
+    /// exit removes the file), e.g. it was killed with SIGKILL.
+    pub stale: Option<i32>,
 }
 
 /// Creates (or reuses) and locks the pidfile at `path` and writes this process's pid in it
@@ -181,11 +184,14 @@ pub fn lock_pidfile(path: &Path) -> Result<PidFile, DaemonError> {
             return Err(DaemonError::Held { pid: pid.trim().to_owned(), path: path.to_path_buf() });
         }
     };
+    let mut before = String::new();
+    let _ = lock.read_to_string(&mut before);
+    let stale = before.trim().parse::<i32>().ok().filter(|pid| *pid > 0);
     lock.set_len(0).map_err(|source| DaemonError::Write { path: path.to_path_buf(), source })?;
     lock.rewind()
         .and_then(|()| writeln!(lock, "{}", std::process::id()))
         .map_err(|source| DaemonError::Write { path: path.to_path_buf(), source })?;
-    Ok(PidFile { dir, name: name.to_owned(), _lock: lock })
+    Ok(PidFile { dir, name: name.to_owned(), _lock: lock, stale })
 }
 
 impl Drop for PidFile {

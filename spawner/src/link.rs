@@ -108,6 +108,8 @@ pub struct Spawner {
     stop_requested: bool,
     /// Stop serving now: no supervisor runs and none will.
     exit_now: bool,
+    /// The pid of an earlier taskmasterd that did not exit in order (from the pidfile).
+    unclean_predecessor: Option<i32>,
     sigfd: SignalFd,
     base_env: Vec<(String, String)>,
     as_root: bool,
@@ -165,6 +167,7 @@ impl Spawner {
             restart_supervisor: true,
             stop_requested: false,
             exit_now: false,
+            unclean_predecessor: None,
             sigfd,
             base_env,
             as_root: nix::unistd::geteuid().is_root(),
@@ -178,6 +181,14 @@ impl Spawner {
     /// returns (for tests in which the test plays the supervisor).
     pub fn without_restarts(mut self) -> Self {
         self.restart_supervisor = false;
+        self
+    }
+
+    /// Tells the first supervisor that an earlier taskmasterd with pid `pid` (from the pidfile)
+    /// did not exit in order, so that the main log records it: killed with SIGKILL, it could
+    /// not say so itself, and its supervisor died with it (parent-death signal).
+    pub fn after_unclean_exit(mut self, pid: Option<i32>) -> Self {
+        self.unclean_predecessor = pid;
         self
     }
 
@@ -461,6 +472,7 @@ impl Spawner {
                         journal: crate::privdrop::stderr_is_journal(),
                         restarts: self.restarts,
                         previous: self.previous,
+                        unclean_predecessor: self.unclean_predecessor,
                     },
                     &[],
                 );

@@ -230,6 +230,11 @@ pub enum Event {
         /// followed by the inventory ([`Event::Adopt`], [`Event::Remembered`],
         /// [`Event::AdoptEnd`]) and then by the exits and signals that arrived meanwhile.
         previous: Option<(i32, ExitStatus)>,
+        /// An earlier taskmasterd with this pid left its pidfile behind: it did not exit in
+        /// order (killed with SIGKILL, it could not log it; its programs got the parent-death
+        /// signal).
+        #[serde(default)]
+        unclean_predecessor: Option<i32>,
     },
     /// A piece of a config item (see [`ConfigItem`]); `more` is false on its last piece.
     ConfigChunk {

@@ -77,6 +77,8 @@ pub struct Edge {
     adopted: std::collections::HashMap<SpawnId, (FdSet, Vec<OwnedFd>)>,
     /// The main log's first line after a supervisor restart.
     restart_note: Option<String>,
+    /// A line after the first: the previous taskmasterd did not exit in order.
+    unclean_note: Option<String>,
     exit_code: Option<u8>,
 }
 
@@ -146,9 +148,16 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
         restarts: hs.restarts,
     };
     let mut adopted = std::collections::HashMap::new();
+    let mut unclean = None;
     let (core, fx, restart_note) = match hs.previous {
         None => {
             let (core, fx) = Core::new(config, now);
+            unclean = hs.unclean_predecessor.map(|pid| {
+                format!(
+                    "the previous taskmasterd (pid {pid}) did not exit in order (killed?): its programs were \
+                     ended by their parent-death signal (SIGKILL), without their stop signal"
+                )
+            });
             (core, fx, None)
         }
         Some((pid, status)) => {
@@ -199,6 +208,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
         arrived: None,
         adopted,
         restart_note,
+        unclean_note: unclean,
         exit_code: None,
     };
     edge.carry_out(fx, now);
@@ -221,6 +231,9 @@ impl Edge {
                 std::process::id(),
                 self.server.path().display()
             )),
+        }
+        if let Some(note) = self.unclean_note.take() {
+            self.io.log.warn(&note);
         }
         // Children that no process took (killed as strangers) close their fds.
         self.adopted.clear();

@@ -58,6 +58,8 @@ pub struct Handshake {
     pub restarts: u32,
     /// The supervisor this one replaces (pid, how it ended); `None` for the first.
     pub previous: Option<(i32, ExitStatus)>,
+    /// An earlier taskmasterd that did not exit in order (its pid, from the pidfile).
+    pub unclean_predecessor: Option<i32>,
     /// The children this one takes over (issue 16), with the spawner's copies of their fds.
     pub adopted: Vec<Adopted>,
     /// The process records the previous supervisor kept: program, instance, record.
@@ -93,7 +95,7 @@ pub struct Adopted {
 pub fn handshake(link: &mut Link) -> Result<Handshake, LinkError> {
     link.send(&Request::Hello { version: VERSION }, &[]).map_err(LinkError::Encode)?;
     let (mut spawner_pid, mut notify, mut owner_uid, mut watchdog, mut journal) = (0, false, 0, None, false);
-    let (mut restarts, mut previous) = (0, None);
+    let (mut restarts, mut previous, mut unclean_predecessor) = (0, None, None);
     let mut asm = ConfigAssembler::default();
     let generation = loop {
         match link.recv::<SpawnEvent>().map_err(|e| LinkError::Handshake(e.to_string()))?.0 {
@@ -106,7 +108,9 @@ pub fn handshake(link: &mut Link) -> Result<Handshake, LinkError> {
                 journal: j,
                 restarts: r,
                 previous: p,
+                unclean_predecessor: u,
             } => {
+                unclean_predecessor = u;
                 spawner_pid = pid;
                 restarts = r;
                 previous = p;
@@ -157,6 +161,7 @@ pub fn handshake(link: &mut Link) -> Result<Handshake, LinkError> {
         programs,
         restarts,
         previous,
+        unclean_predecessor,
         adopted,
         records,
     })

@@ -127,6 +127,11 @@ fn killing_the_spawner_with_sigkill_leaves_no_program_and_no_supervisor() {
     for (what, s) in &seen {
         assert!(s.vanished(), "{what} survived the spawner {spawner}: {}", s.describe());
     }
+    // Nothing survived to log it; the next taskmasterd on this config finds the pidfile the
+    // killed one left and says so in the main log.
+    let scratch = std::mem::replace(&mut d.scratch, tests::Scratch::new());
+    let again = Daemon::start_in(scratch, &yaml);
+    again.wait_log(&format!("the previous taskmasterd (pid {spawner}) did not exit in order"), SOON);
 }
 
 #[test]
@@ -138,7 +143,6 @@ fn a_dead_programs_background_child_is_ended_before_its_restart() {
     let bg = Seen::now(nth_listed(&pids, 1));
     assert_eq!(ppid(bg.pid), Some(main), "the background sleep is the program's child");
     kill(Pid::from_raw(main), Signal::SIGKILL).unwrap();
-    let t0 = Instant::now();
     next_pid(&d, "web", main, SOON);
     // Reported only once the group was empty: already reaped when the next one started.
     assert!(bg.vanished(), "the old background child is still there at the restart: {}", bg.describe());
@@ -177,7 +181,6 @@ fn a_leftover_that_ignores_sigterm_is_killed_after_stopwaitsecs() {
     d.wait_state("web", "RUNNING", SOON);
     let main = d.proc_pid("web").unwrap();
     let bg = Seen::now(nth_listed(&pids, 1));
-    let t0 = Instant::now();
     kill(Pid::from_raw(main), Signal::SIGKILL).unwrap();
     next_pid(&d, "web", main, SOON);
     assert!(bg.vanished(), "the stubborn leftover is still there at the restart: {}", bg.describe());
