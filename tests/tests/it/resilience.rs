@@ -143,6 +143,7 @@ fn a_dead_programs_background_child_is_ended_before_its_restart() {
     let bg = Seen::now(nth_listed(&pids, 1));
     assert_eq!(ppid(bg.pid), Some(main), "the background sleep is the program's child");
     kill(Pid::from_raw(main), Signal::SIGKILL).unwrap();
+    let t0 = Instant::now();
     next_pid(&d, "web", main, SOON);
     // Reported only once the group was empty: already reaped when the next one started.
     assert!(bg.vanished(), "the old background child is still there at the restart: {}", bg.describe());
@@ -181,6 +182,7 @@ fn a_leftover_that_ignores_sigterm_is_killed_after_stopwaitsecs() {
     d.wait_state("web", "RUNNING", SOON);
     let main = d.proc_pid("web").unwrap();
     let bg = Seen::now(nth_listed(&pids, 1));
+    let t0 = Instant::now();
     kill(Pid::from_raw(main), Signal::SIGKILL).unwrap();
     next_pid(&d, "web", main, SOON);
     assert!(bg.vanished(), "the stubborn leftover is still there at the restart: {}", bg.describe());
