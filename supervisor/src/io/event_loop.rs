@@ -335,7 +335,8 @@ impl Edge {
     /// its log (in `Outputs`), its `tail -f` followers and its attached clients.
     fn on_pipe(&mut self, key: usize) {
         for _ in 0..READS_PER_WAKEUP {
-            match self.outputs.read(&mut self.io, key) {
+            let server = &self.server;
+            match self.outputs.read(&mut self.io, key, |slot, stream| server.watches(slot, stream)) {
                 ReadOutcome::Chunk(slot, stream, n) => {
                     let bytes = self.outputs.chunk(n);
                     if self.server.has_followers() {
@@ -346,6 +347,8 @@ impl Edge {
                         return;
                     }
                 }
+                ReadOutcome::Filed(n) if n < READ_SIZE => return,
+                ReadOutcome::Filed(_) => {}
                 ReadOutcome::Idle => return,
                 ReadOutcome::Closed(end) => {
                     if let Some((slot, status)) = end {

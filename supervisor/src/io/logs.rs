@@ -207,8 +207,9 @@ impl RotatingFile {
 
     /// Moves the bytes waiting in `pipe` (at most `copy.len()`) to the end of the file with
     /// `splice(2)`, rotating exactly as [`RotatingFile::write`] does (at most the room left is
-    /// moved, the files rotate, the rest follows), and reads each piece back from the file into
-    /// `copy` (`pread`, from the page cache) before the next. The kernel removes from the pipe
+    /// moved, the files rotate, the rest follows), and, with `read_back`, reads each piece back
+    /// from the file into `copy` (`pread`, from the page cache) before the next; without it
+    /// (nobody needs the bytes but the file) `copy` only bounds the move. The kernel removes from the pipe
     /// only the bytes that reached the file, so a process killed at any instant leaves each byte
     /// in one place: in the pipe or in the file. `pipe` must be non-blocking.
     ///
@@ -219,7 +220,7 @@ impl RotatingFile {
     /// # Errors
     /// None returned: [`Spliced::trouble`] says, once, why the file stopped taking bytes (it then
     /// takes no more splices, and the bytes left in the pipe are for the caller to read).
-    pub fn splice_from(&mut self, pipe: BorrowedFd<'_>, copy: &mut [u8]) -> Spliced {
+    pub fn splice_from(&mut self, pipe: BorrowedFd<'_>, copy: &mut [u8], read_back: bool) -> Spliced {
         use nix::errno::Errno;
         use nix::fcntl::{splice, SpliceFFlags};
         use std::os::unix::fs::FileExt;
@@ -238,7 +239,7 @@ impl RotatingFile {
                     break;
                 }
             };
-            if !self.readable {
+            if read_back && !self.readable {
                 self.no_splice = true;
                 let msg = format!("cannot read {} back: it is open for writing only", self.path.display());
                 s.trouble = Some(FileTrouble::NoSplice(msg));
@@ -271,12 +272,14 @@ impl RotatingFile {
             };
             s.moved += n;
             self.full = n == room;
-            if let Err(e) = f.read_exact_at(&mut copy[s.copied..s.moved], offset) {
-                self.no_splice = true;
-                s.trouble = Some(FileTrouble::NoSplice(format!("cannot read {} back: {e}", self.path.display())));
-                break;
+            if read_back {
+                if let Err(e) = f.read_exact_at(&mut copy[s.copied..s.moved], offset) {
+                    self.no_splice = true;
+                    s.trouble = Some(FileTrouble::NoSplice(format!("cannot read {} back: {e}", self.path.display())));
+                    break;
+                }
+                s.copied = s.moved;
             }
-            s.copied = s.moved;
             if n < want {
                 break; // the pipe held no more for now: do not ask again for an EAGAIN
             }
@@ -773,7 +776,7 @@ mod tests {
     /// Splices what `r` holds (at most `max` bytes) into `f`; returns what it did and the copy.
     fn splice(f: &mut RotatingFile, r: &OwnedFd, max: usize) -> (Spliced, Vec<u8>) {
         let mut copy = vec![0; max];
-        let s = f.splice_from(r.as_fd(), &mut copy);
+        let s = f.splice_from(r.as_fd(), &mut copy, true);
         copy.truncate(s.copied);
         (s, copy)
     }

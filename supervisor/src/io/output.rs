@@ -104,6 +104,8 @@ pub struct Output {
 pub enum ReadOutcome {
     /// `n` bytes of `slot`'s `stream` are in [`Outputs::chunk`].
     Chunk(Slot, Stream, usize),
+    /// `n` bytes went into their log file, and nobody watches them.
+    Filed(usize),
     /// Nothing more for now.
     Idle,
     /// The pipe closed; attached clients of the slot get this exit status, if known.
@@ -149,6 +151,8 @@ fn origin<'a>(io: &'a mut Io, from: &Origin<'a>) -> Option<&'a File> {
 enum Pumped {
     /// `n` bytes are in the buffer.
     Chunk(usize),
+    /// `n` bytes went into the log file and nobody needs them from the buffer.
+    Filed(usize),
     /// Nothing waits now.
     Empty,
     /// No writer is left and nothing waits.
@@ -300,21 +304,33 @@ impl Outputs {
     /// by the kernel into its log file when it has one, else read and written (module doc). A
     /// PTY master with a holding pipe: what waits in the holding pipe first, then the terminal's
     /// output spliced into it and moved on from there.
-    pub fn read(&mut self, io: &mut Io, key: usize) -> ReadOutcome {
+    ///
+    /// `watched(slot, stream)` says whether a client follows or is attached: only then, or when
+    /// the edge itself needs them (the last error line, a terminal model, syslog), are bytes
+    /// that went into a file read back; else the chunk is [`ReadOutcome::Filed`].
+    pub fn read(&mut self, io: &mut Io, key: usize, watched: impl Fn(Slot, Stream) -> bool) -> ReadOutcome {
         let Some(Watched { slot, stream, read_only, hold }) = self.pipes.get(&key).cloned() else {
             return ReadOutcome::Idle;
         };
+        let idx = usize::from(stream == Stream::Stderr);
+        let needed = self.by_slot.get(&slot).is_some_and(|o| {
+            stream == Stream::Stderr || o.program.redirect_stderr || o.program.pty || o.logs[idx].syslog
+        });
+        let read_back = needed || watched(slot, stream);
         let Some(hold) = hold else {
-            return match self.pump(io, slot, stream, Origin::Watcher(key), read_only) {
+            return match self.pump(io, slot, stream, Origin::Watcher(key), read_only, read_back) {
                 Pumped::Chunk(n) => ReadOutcome::Chunk(slot, stream, n),
+                Pumped::Filed(n) => ReadOutcome::Filed(n),
                 Pumped::Empty => ReadOutcome::Idle,
                 Pumped::Closed => ReadOutcome::Closed(self.close_pipe(io, key)),
             };
         };
         loop {
             // Never `Closed`: this side holds the write end.
-            if let Pumped::Chunk(n) = self.pump(io, slot, stream, Origin::Hold(&hold.r), false) {
-                return ReadOutcome::Chunk(slot, stream, n);
+            match self.pump(io, slot, stream, Origin::Hold(&hold.r), false, read_back) {
+                Pumped::Chunk(n) => return ReadOutcome::Chunk(slot, stream, n),
+                Pumped::Filed(n) => return ReadOutcome::Filed(n),
+                Pumped::Empty | Pumped::Closed => {}
             }
             let Some(Source::Pipe(master)) = io.w.get_mut(key) else { return ReadOutcome::Idle };
             let flags = nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
@@ -329,19 +345,35 @@ impl Outputs {
     }
 
     /// Moves one chunk from `from` for `slot`'s `stream` and records it.
-    fn pump(&mut self, io: &mut Io, slot: Slot, stream: Stream, from: Origin<'_>, read_only: bool) -> Pumped {
+    fn pump(
+        &mut self,
+        io: &mut Io,
+        slot: Slot,
+        stream: Stream,
+        from: Origin<'_>,
+        read_only: bool,
+        read_back: bool,
+    ) -> Pumped {
         let Some(pipe) = origin(io, &from) else { return Pumped::Empty };
         let idx = usize::from(stream == Stream::Stderr);
         let o = self.by_slot.get_mut(&slot);
         let file = o.and_then(|o| o.logs[idx].file.as_mut()).filter(|f| f.takes_splice());
         if let (false, Some(file)) = (read_only, file) {
-            let Spliced { moved, copied, end, trouble } = file.splice_from(pipe.as_fd(), &mut self.buf);
+            let Spliced { moved, copied, end, trouble } = file.splice_from(pipe.as_fd(), &mut self.buf, read_back);
             if let Some(t) = trouble {
                 self.file_trouble(io, slot, stream, t);
             }
             if copied > 0 {
                 self.record(io, slot, stream, copied, copied);
                 return Pumped::Chunk(copied);
+            }
+            if moved > 0 && !read_back {
+                // Bytes went to the file only: the in-memory tail would now have a hole, so it
+                // starts again (a `tail` reads the file meanwhile).
+                if let Some(o) = self.by_slot.get_mut(&slot) {
+                    o.logs[usize::from(stream == Stream::Stderr)].recent.clear();
+                }
+                return Pumped::Filed(moved);
             }
             match end {
                 Some(PipeEnd::Empty) if moved == 0 => return Pumped::Empty,
@@ -570,7 +602,7 @@ mod tests {
         fn drain(&mut self) -> Vec<u8> {
             let mut copy = Vec::new();
             loop {
-                match self.outputs.read(&mut self.io, self.key) {
+                match self.outputs.read(&mut self.io, self.key, |_, _| true) {
                     ReadOutcome::Chunk(slot, stream, n) => {
                         assert_eq!((slot, stream), (SLOT, Stream::Stdout));
                         copy.extend_from_slice(self.outputs.chunk(n));
@@ -580,6 +612,7 @@ mod tests {
                         self.io.w.wait(&mut self.events, Some(Duration::from_secs(30))).unwrap();
                         assert!(!self.events.is_empty(), "the pipe stayed silent for 30 s");
                     }
+                    ReadOutcome::Filed(_) => panic!("watched: every chunk is read back"),
                     ReadOutcome::Closed(_) => return copy,
                 }
             }
@@ -621,6 +654,30 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_nobody_watches_is_only_moved_into_its_file_and_tail_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, mut w) = pipe();
+        let extra =
+            format!("    stdout_logfile: {}\n    stdout_logfile_maxbytes: 0\n", dir.path().join("p.log").display());
+        let mut rig = Rig::new(dir.path(), &extra, r, || {});
+        let data = numbered(10_000);
+        w.write_all(&data[..45_000]).unwrap();
+        // Watched: read back, kept in memory.
+        let ReadOutcome::Chunk(_, _, n) = rig.outputs.read(&mut rig.io, rig.key, |_, _| true) else {
+            panic!("no chunk")
+        };
+        assert_eq!(n, 45_000);
+        w.write_all(&data[45_000..]).unwrap();
+        // Nobody watches: moved only, and the memory tail starts over rather than keep a hole.
+        let outcome = rig.outputs.read(&mut rig.io, rig.key, |_, _| false);
+        assert!(matches!(outcome, ReadOutcome::Filed(n) if n == data.len() - 45_000));
+        assert_eq!(std::fs::read(dir.path().join("p.log")).unwrap(), data);
+        let log = &rig.outputs.get(SLOT).unwrap().logs[0];
+        assert!(log.recent.is_empty());
+        assert_eq!(log.tail(100), data[data.len() - 100..].to_vec(), "tail reads the file");
+    }
+
+    #[test]
     fn every_byte_reaches_the_file_in_order_rotating_at_the_exact_limit_and_the_copy_equals_it() {
         let dir = tempfile::tempdir().unwrap();
         let (r, mut w) = pipe();
@@ -650,11 +707,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let (r, mut w) = pipe();
             let mut rig = Rig::new(dir.path(), extra, r, || {});
-            assert!(matches!(rig.outputs.read(&mut rig.io, rig.key), ReadOutcome::Idle), "{extra}");
+            assert!(matches!(rig.outputs.read(&mut rig.io, rig.key, |_, _| true), ReadOutcome::Idle), "{extra}");
             w.write_all(b"x\n").unwrap();
-            let ReadOutcome::Chunk(_, _, n) = rig.outputs.read(&mut rig.io, rig.key) else { panic!("no chunk") };
+            let ReadOutcome::Chunk(_, _, n) = rig.outputs.read(&mut rig.io, rig.key, |_, _| true) else {
+                panic!("no chunk")
+            };
             assert_eq!(rig.outputs.chunk(n), b"x\n");
-            assert!(matches!(rig.outputs.read(&mut rig.io, rig.key), ReadOutcome::Idle));
+            assert!(matches!(rig.outputs.read(&mut rig.io, rig.key, |_, _| true), ReadOutcome::Idle));
             w.write_all(b"last").unwrap();
             drop(w);
             assert_eq!(rig.drain(), b"last");
@@ -674,7 +733,9 @@ mod tests {
         let path = dir.path().join("missing/p.log");
         let mut rig = Rig::new(dir.path(), &format!("    stdout_logfile: {}\n", path.display()), r, || {});
         w.write_all(b"one\n").unwrap();
-        let ReadOutcome::Chunk(_, _, n) = rig.outputs.read(&mut rig.io, rig.key) else { panic!("no chunk") };
+        let ReadOutcome::Chunk(_, _, n) = rig.outputs.read(&mut rig.io, rig.key, |_, _| true) else {
+            panic!("no chunk")
+        };
         assert_eq!(rig.outputs.chunk(n), b"one\n");
         w.write_all(b"two\n").unwrap();
         drop(w);

@@ -508,6 +508,13 @@ impl Server {
         self.followers.push(Follower { client, id, source, prefix: Rc::from(prefix.into_bytes()) });
     }
 
+    /// Whether a client follows `slot`'s `stream` (`tail -f`) or is attached to `slot` (`fg`):
+    /// its output must then be read into memory, not only moved into its log file.
+    pub fn watches(&self, slot: Slot, stream: common::config::Stream) -> bool {
+        self.followers.iter().any(|f| f.source == TailSource::Proc(slot, stream))
+            || self.sessions.values().any(|c| c.attached.as_ref().is_some_and(|a| a.0 == slot))
+    }
+
     /// Whether anyone follows anything.
     pub fn has_followers(&self) -> bool {
         !self.followers.is_empty()
