@@ -9,9 +9,12 @@
 //! 1. `splice(2)` moves the bytes waiting in the program's pipe into the log file
 //!    ([`RotatingFile::splice_from`], which rotates at `maxbytes` as a write does). The kernel
 //!    consumes from the pipe only the bytes that reached the file;
-//! 2. each piece is then read back from the file (`pread`, from the page cache) into the
-//!    buffer, for everything else: the recent tail in memory, the last stderr line, syslog
-//!    lines, `tail -f` followers and attached clients. The copy is exactly the bytes that reached
+//! 2. when anything needs the bytes — a `tail -f` follower or an attached client, the last
+//!    stderr line, a terminal model, syslog lines — each piece is read back from the file
+//!    (`pread`, from the page cache) into the buffer, and the recent tail in memory gets it too.
+//!    When nothing does (a program's stdout logged to a file, nobody watching: the common
+//!    case), nothing is read back: the bytes never enter the supervisor, and the memory tail
+//!    starts over after that gap (`tail` then reads the file). The copy is exactly the bytes that reached
 //!    the file, by construction: a short splice (the file filled up or failed) hands out those
 //!    bytes and no others, and the rest stays in the pipe for the next read.
 //!
