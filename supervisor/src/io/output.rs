@@ -95,8 +95,9 @@ pub struct Output {
     pub logs: [ChildLog; 2],
     /// The last line of the live (or last) child's error stream.
     pub err_line: LastLine,
-    /// The PTY of a live `pty: true` child.
-    pub pty: Option<Pty>,
+    /// The PTY of a live `pty: true` child; boxed (its terminal model is over half a KiB), so
+    /// that a thousand pipe programs do not each carry the room for one.
+    pub pty: Option<Box<Pty>>,
     /// Write end of the live child's stdin (non-blocking).
     pub stdin: Option<File>,
     /// The exit status to send attached clients once the last output is read.
@@ -262,7 +263,7 @@ impl Outputs {
                     let read_only = hold.is_none();
                     self.pipes.insert(key, Watched { slot, stream: Stream::Stdout, read_only, hold });
                 }
-                o.pty = Some(Pty::new(writer, DEFAULT_PTY_SIZE));
+                o.pty = Some(Box::new(Pty::new(writer, DEFAULT_PTY_SIZE)));
             }
         }
         if set.stdin && !set.pty {
