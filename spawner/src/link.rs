@@ -19,7 +19,8 @@ use crate::{child, dispatch, privdrop};
 use common::config::model::Server;
 use common::config::{self, Config, ReloadPlan};
 use common::proto::spawn::{
-    config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProcRecord, ProtoError, Request, MAX_ITEM, VERSION,
+    config_events, ConfigItem, Event, ExitStatus, FdSet, Link, ProcRecord, ProtoError, Request, MAX_ITEM, REPLACE_EXIT,
+    VERSION,
 };
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
@@ -209,7 +210,10 @@ impl Spawner {
             if let Some(status) = self.supervisor_status {
                 // Its last requests are still in the link: take them first (a record, a stop).
                 while self.link_open && self.on_link() {}
-                if status == ExitStatus::Code(0) || !self.on_death(status) {
+                let replace = status == ExitStatus::Code(i32::from(REPLACE_EXIT));
+                if replace && self.restart_supervisor && !self.stop_requested {
+                    self.on_replace(status);
+                } else if status == ExitStatus::Code(0) || !self.on_death(status) {
                     break;
                 }
             }
@@ -326,6 +330,24 @@ impl Spawner {
         self.supervisor_status = None;
         self.link_open = false;
         true
+    }
+
+    /// The supervisor asked to be replaced ([`REPLACE_EXIT`]: a re-read named log directories
+    /// its confinement does not cover): the config's log paths are prepared as at start (so a
+    /// new directory gets made for the supervisor's user, securely), and a new supervisor,
+    /// confined to them, starts at once. Not a death.
+    fn on_replace(&mut self, status: ExitStatus) {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.drain(Duration::from_millis(100));
+        }
+        for problem in crate::setup::prepare_logs(&self.config, self.supervisor_user.as_ref()) {
+            say(&problem);
+        }
+        self.previous = Some((self.supervisor.as_raw(), status));
+        self.candidate = None;
+        self.restart_at = Some(Instant::now());
+        self.supervisor_status = None;
+        self.link_open = false;
     }
 
     /// Starts a new supervisor as the first one was started (DESIGN §1 rule 4); it says hello

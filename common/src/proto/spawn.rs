@@ -23,6 +23,11 @@ pub const HEADER: usize = 8;
 pub const MAX_FDS: usize = 3;
 /// Longest `STATUS=` text a `Notify` may carry, in bytes.
 pub const MAX_STATUS: usize = 200;
+/// The supervisor's exit status asking the spawner for a replacement (EX_TEMPFAIL): a re-read
+/// config names log directories its Landlock rules, fixed at start, do not cover. The spawner
+/// prepares the config's log paths as at start and starts a new supervisor at once, confined
+/// to the new directories; it is not counted as a death.
+pub const REPLACE_EXIT: u8 = 75;
 
 /// What may go wrong on the link. Every variant ends it.
 #[derive(Debug, thiserror::Error)]

@@ -263,6 +263,11 @@ impl Core {
         out.fx
     }
 
+    /// No re-read waits, is in flight or is being applied.
+    pub fn reloads_idle(&self) -> bool {
+        self.reloads.idle()
+    }
+
     /// The processes, read-only (for the edge's checks and for tests).
     pub fn registry(&self) -> &Registry {
         &self.reg

@@ -84,6 +84,11 @@ fn answer(out: &mut Out, req: &ReloadRequest, reply: Reply) {
 }
 
 impl Reloads {
+    /// No re-read waits, is in flight or is being applied.
+    pub fn idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_none() && self.applying.is_none()
+    }
+
     /// Whether a re-read began being applied since the last call.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)

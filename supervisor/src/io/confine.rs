@@ -158,8 +158,14 @@ static CONFINED_TO: OnceLock<LogDirs> = OnceLock::new();
 /// cannot be opened with `EACCES`.
 pub fn outside_note(path: &Path) -> Option<&'static str> {
     let dirs = CONFINED_TO.get()?;
-    (!dirs.contains(path))
-        .then_some("outside the log directories the supervisor was confined to at start; restart taskmasterd to add it")
+    (!dirs.contains(path)).then_some(
+        "outside the log directories the supervisor was confined to at start; it is replaced by one confined to them",
+    )
+}
+
+/// Whether the supervisor's confinement lets it write `path` (always, without Landlock).
+pub fn covers(path: &Path) -> bool {
+    outside_note(path).is_none()
 }
 
 /// Confines the calling thread and every thread it creates afterwards: non-dumpable, Landlock

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use common::config::raw::LogLevel;
 use common::config::Stream;
 use common::proto::control::{ActionResult, Reply};
-use common::proto::spawn::{Event as SpawnEvent, FdSet, Link, Message, Request};
+use common::proto::spawn::{Event as SpawnEvent, FdSet, Link, Message, Request, REPLACE_EXIT};
 use common::units::signal_name;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -79,6 +79,9 @@ pub struct Edge {
     restart_note: Option<String>,
     /// A line after the first: the previous taskmasterd did not exit in order.
     unclean_note: Option<String>,
+    /// A log file a re-read named outside this supervisor's confinement: once the re-read is
+    /// applied, it exits for a replacement confined to it ([`REPLACE_EXIT`]).
+    replace_for: Option<std::path::PathBuf>,
     exit_code: Option<u8>,
 }
 
@@ -188,11 +191,18 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
                 common::proto::spawn::ExitStatus::Signal(s) => format!("signal {}", signal_name(s)),
             };
             let live = inventory.iter().filter(|c| !c.ended).count();
-            let note = format!(
-                "supervisor (pid {pid}) died ({how}); restarted as pid {}, adopted {live} processes (restart {} since start)",
-                std::process::id(),
-                hs.restarts
-            );
+            let me = std::process::id();
+            let note = if status == common::proto::spawn::ExitStatus::Code(i32::from(REPLACE_EXIT)) {
+                format!(
+                    "supervisor (pid {pid}) replaced by pid {me}, confined to the re-read config's log directories; adopted {live} processes (restart {} since start)",
+                    hs.restarts
+                )
+            } else {
+                format!(
+                    "supervisor (pid {pid}) died ({how}); restarted as pid {me}, adopted {live} processes (restart {} since start)",
+                    hs.restarts
+                )
+            };
             let (core, fx) = Core::restore(config, &inventory, &records, now);
             (core, fx, Some(note))
         }
@@ -209,6 +219,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
         adopted,
         restart_note,
         unclean_note: unclean,
+        replace_for: None,
         exit_code: None,
     };
     edge.carry_out(fx, now);
@@ -259,9 +270,19 @@ impl Edge {
             self.server.on_time(&mut self.io, now);
             self.drain_server_events(now);
             self.server.feed_main_followers(&mut self.io);
+            if let (Some(path), true, None) = (&self.replace_for, self.core.reloads_idle(), self.exit_code) {
+                self.io.log.info(&format!(
+                    "{} is outside this supervisor's confinement; a new supervisor confined to it takes over",
+                    path.display()
+                ));
+                self.exit_code = Some(REPLACE_EXIT);
+            }
         }
         self.server.feed_main_followers(&mut self.io);
-        self.server.end_followers(&mut self.io, |_| true, "taskmasterd is shutting down");
+        if self.exit_code != Some(REPLACE_EXIT) {
+            // Replaced, followers reconnect by themselves (they see the connection close).
+            self.server.end_followers(&mut self.io, |_| true, "taskmasterd is shutting down");
+        }
         self.server.flush_all(&mut self.io);
         let code = self.exit_code.unwrap_or(0);
         if code == 0 {
@@ -483,7 +504,12 @@ impl Edge {
                     self.link_failed(&e);
                 }
             }
-            Effect::Configure { slot, program, instance } => self.outputs.configure(slot, program, instance),
+            Effect::Configure { slot, program, instance } => {
+                self.outputs.configure(slot, program, instance);
+                if let (None, Some(path)) = (&self.replace_for, self.outputs.outside(slot)) {
+                    self.replace_for = Some(path.to_path_buf());
+                }
+            }
             Effect::Forget(slot) => self.outputs.forget(slot),
             Effect::BindOutput { spawn_id, slot } => {
                 if let Some((set, fds)) = self.adopted.remove(&spawn_id) {

@@ -634,6 +634,9 @@ pub struct ChildLog {
     pub recent: Tail,
     /// Send complete lines to syslog.
     pub syslog: bool,
+    /// The file is outside the directories the supervisor is confined to (a re-read added it):
+    /// its pipe is left unread for the supervisor that replaces this one (`output.rs`).
+    pub outside: bool,
     partial: Vec<u8>,
 }
 
@@ -641,11 +644,13 @@ impl ChildLog {
     /// A stream logged to `path` (rotating as given), or only kept in memory when `None`.
     pub fn new(settings: ChildLogSettings) -> Self {
         let (path, max_bytes, backups, syslog) = settings.clone();
+        let outside = path.as_deref().is_some_and(|p| !crate::io::confine::covers(p));
         ChildLog {
             settings,
             file: path.map(|p| RotatingFile::new(p, max_bytes, backups)),
             recent: Tail::default(),
             syslog,
+            outside,
             partial: Vec::new(),
         }
     }

@@ -195,6 +195,13 @@ impl Outputs {
         }
     }
 
+    /// Whether a log of `slot` is outside the supervisor's confinement (a re-read named it):
+    /// the path, for the supervisor to be replaced by one confined to it.
+    pub fn outside(&self, slot: Slot) -> Option<&std::path::Path> {
+        let o = self.by_slot.get(&slot)?;
+        o.logs.iter().find(|l| l.outside).and_then(|l| l.file.as_ref()).map(|f| f.path.as_path())
+    }
+
     /// A process exists with this config: its logs follow it (reopened only if their settings
     /// changed).
     pub fn configure(&mut self, slot: Slot, program: Rc<Program>, instance: u32) {
@@ -317,6 +324,12 @@ impl Outputs {
             return ReadOutcome::Idle;
         };
         let idx = usize::from(stream == Stream::Stderr);
+        if self.by_slot.get(&slot).is_some_and(|o| o.logs[idx].outside) {
+            // Left in the pipe (the spawner keeps it) for the supervisor that replaces this one,
+            // confined to the new directory; not polled meanwhile.
+            let _ = io.w.interest(key, false, false);
+            return ReadOutcome::Idle;
+        }
         let needed = self.by_slot.get(&slot).is_some_and(|o| {
             stream == Stream::Stderr || o.program.redirect_stderr || o.program.pty || o.logs[idx].syslog
         });
