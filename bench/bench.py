@@ -502,8 +502,10 @@ def idle_and_memory(subject, idle_secs):
             subject.start(d, {"sleeper": {"command": ["sleep", "100000"], "numprocs": n, "startsecs": 0}})
             wait_for(f"{n} RUNNING", 120, lambda: len(running_pids(subject)) == n, interval=0.05)
             pids = daemon_pids(subject)
+            # Let start-up settle: the figures are of the daemon at rest with n programs, not of
+            # the start-up burst's peak.
+            time.sleep(1)
             if n == 100:
-                time.sleep(1)  # let start-up settle: this measures what follows
                 c0, s0 = cpu_ns_and_switches(pids)
                 time.sleep(idle_secs)  # the measurement itself: nothing may happen meanwhile
                 c1, s1 = cpu_ns_and_switches(pids)

@@ -158,3 +158,16 @@ pub fn set_winsize(fd: &impl AsFd, rows: u16, cols: u16) -> io::Result<()> {
 pub fn set_non_dumpable() -> nix::Result<()> {
     nix::sys::prctl::set_dumpable(false)
 }
+
+/// Gives the free memory of the heap back to the kernel (glibc's `malloc_trim(0)`). After a
+/// burst (a thousand spawns and their answers at start) the allocator keeps what was freed for
+/// reuse, and the supervisor's resident memory would keep the burst's peak for good (bench:
+/// heap 3.4 → 1.6 MiB with 1000 programs). No-op on other C libraries.
+pub fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes no pointer; it walks the allocator's own arenas under their
+    // locks and may be called at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

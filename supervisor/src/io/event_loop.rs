@@ -29,6 +29,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::time::{Instant, SystemTime};
 
+/// Inputs after which the heap's free memory is given back once the loop rests (a burst: the
+/// start-up's spawns, a `start all` of hundreds of programs).
+const TRIM_AFTER_INPUTS: u32 = 256;
+/// How long the loop must have rested for that (200 ms): never in the middle of a burst.
+const TRIM_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Why the supervisor could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -82,6 +88,8 @@ pub struct Edge {
     /// A log file a re-read named outside this supervisor's confinement: once the re-read is
     /// applied, it exits for a replacement confined to it ([`REPLACE_EXIT`]).
     replace_for: Option<std::path::PathBuf>,
+    /// Inputs handled since the heap's free memory was last given back.
+    fed_since_trim: u32,
     exit_code: Option<u8>,
 }
 
@@ -220,6 +228,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
         restart_note,
         unclean_note: unclean,
         replace_for: None,
+        fed_since_trim: 0,
         exit_code: None,
     };
     edge.carry_out(fx, now);
@@ -252,11 +261,20 @@ impl Edge {
         let mut events = Events::new();
         while self.exit_code.is_none() {
             let next = self.timers.next().into_iter().chain(self.server.next_due(Instant::now())).min();
-            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+            let mut timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+            let burst = self.fed_since_trim >= TRIM_AFTER_INPUTS;
+            if burst {
+                // Wake once the burst is over, to hand its memory back.
+                timeout = Some(timeout.map_or(TRIM_IF_IDLE_FOR, |t| t.min(TRIM_IF_IDLE_FOR)));
+            }
             events.clear();
             if let Err(e) = self.io.w.wait(&mut events, timeout) {
                 self.io.log.log(LogLevel::Critical, &format!("epoll_wait: {e}"));
                 return 1;
+            }
+            if burst && events.is_empty() {
+                crate::sys::release_free_heap();
+                self.fed_since_trim = 0;
             }
             let now = Instant::now();
             for ev in events.iter() {
@@ -293,6 +311,7 @@ impl Edge {
 
     /// Hands an input to the core and carries out its decision.
     fn feed(&mut self, input: Input, now: Instant) {
+        self.fed_since_trim += 1;
         let fx = self.core.handle(input, now);
         self.carry_out(fx, now);
     }
