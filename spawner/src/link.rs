@@ -293,10 +293,7 @@ impl Spawner {
             self.deaths.pop_front();
         }
         let pid = self.supervisor.as_raw();
-        let how = match status {
-            ExitStatus::Code(c) => format!("exit status {c}"),
-            ExitStatus::Signal(s) => format!("signal {}", common::units::signal_name(s)),
-        };
+        let how = status;
         if !self.restart_supervisor {
             return false;
         }

@@ -181,6 +181,16 @@ pub enum ExitStatus {
     Signal(i32),
 }
 
+impl std::fmt::Display for ExitStatus {
+    /// `exit status 3`, `signal SIGKILL`: how the spawner's and the supervisor's lines say it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit status {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {}", crate::units::signal_name(*s)),
+        }
+    }
+}
+
 /// Which stdio fds a `Spawned` carries, in this order: stdin, stdout, stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdSet {

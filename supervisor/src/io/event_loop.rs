@@ -80,7 +80,7 @@ pub struct Edge {
     /// The fds of the spawn being decided on, until the core binds them (or they close).
     arrived: Option<(SpawnId, FdSet, Vec<OwnedFd>)>,
     /// The fds of adopted children until the core binds them (issue 16).
-    adopted: std::collections::HashMap<SpawnId, (FdSet, Vec<OwnedFd>)>,
+    adopted: AdoptedFds,
     /// The main log's first line after a supervisor restart.
     restart_note: Option<String>,
     /// A line after the first: the previous taskmasterd did not exit in order.
@@ -158,7 +158,7 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
         mono,
         restarts: hs.restarts,
     };
-    let mut adopted = std::collections::HashMap::new();
+    let mut adopted = AdoptedFds::new();
     let mut unclean = None;
     let (core, fx, restart_note) = match hs.previous {
         None => {
@@ -171,47 +171,9 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
             });
             (core, fx, None)
         }
-        Some((pid, status)) => {
-            let mut inventory = Vec::new();
-            for a in hs.adopted {
-                inventory.push(LiveChild {
-                    program: a.program,
-                    instance: a.instance,
-                    spawn_id: SpawnId(a.spawn_id),
-                    pid: Pid::from_raw(a.pid),
-                    started_ns: a.started_ns,
-                    generation: a.generation,
-                    ended: a.ended,
-                });
-                if a.fds.len() >= a.set.count() {
-                    adopted.insert(SpawnId(a.spawn_id), (a.set, a.fds));
-                } else {
-                    log.error(&format!("pid {}: its fds could not be received; its output is lost", a.pid));
-                }
-            }
-            let records: Vec<KeptRecord> = hs
-                .records
-                .into_iter()
-                .map(|(program, instance, record)| KeptRecord { program, instance, record })
-                .collect();
-            let how = match status {
-                common::proto::spawn::ExitStatus::Code(c) => format!("exit status {c}"),
-                common::proto::spawn::ExitStatus::Signal(s) => format!("signal {}", signal_name(s)),
-            };
-            let live = inventory.iter().filter(|c| !c.ended).count();
-            let me = std::process::id();
-            let note = if status == common::proto::spawn::ExitStatus::Code(i32::from(REPLACE_EXIT)) {
-                format!(
-                    "supervisor (pid {pid}) replaced by pid {me}, confined to the re-read config's log directories; adopted {live} processes (restart {} since start)",
-                    hs.restarts
-                )
-            } else {
-                format!(
-                    "supervisor (pid {pid}) died ({how}); restarted as pid {me}, adopted {live} processes (restart {} since start)",
-                    hs.restarts
-                )
-            };
-            let (core, fx) = Core::restore(config, &inventory, &records, now);
+        Some(previous) => {
+            let (core, fx, fds, note) = restore(config, previous, hs.restarts, hs.adopted, hs.records, now, &mut log);
+            adopted = fds;
             (core, fx, Some(note))
         }
     };
@@ -233,6 +195,57 @@ pub fn start(link_fd: i32, listen_fd: i32) -> Result<Edge, StartError> {
     };
     edge.carry_out(fx, now);
     Ok(edge)
+}
+
+/// The fds of adopted children by spawn id, until the core binds them.
+type AdoptedFds = std::collections::HashMap<SpawnId, (FdSet, Vec<OwnedFd>)>;
+
+/// The core of a supervisor that replaces one that died or asked to be replaced (issue 16):
+/// rebuilt from the spawner's inventory and kept records ([`Core::restore`]). Returns it, its
+/// effects, the adopted children's fds and the main log's first line (`supervisor (pid N) died
+/// (signal SIGKILL); restarted as pid M, adopted K processes (restart R since start)`).
+fn restore(
+    config: CoreConfig,
+    (pid, status): (i32, common::proto::spawn::ExitStatus),
+    restarts: u32,
+    children: Vec<crate::io::link::Adopted>,
+    records: Vec<(String, u32, common::proto::spawn::ProcRecord)>,
+    now: Instant,
+    log: &mut MainLog,
+) -> (Core, Effects, AdoptedFds, String) {
+    let mut fds = AdoptedFds::new();
+    let mut inventory = Vec::new();
+    for a in children {
+        inventory.push(LiveChild {
+            program: a.program,
+            instance: a.instance,
+            spawn_id: SpawnId(a.spawn_id),
+            pid: Pid::from_raw(a.pid),
+            started_ns: a.started_ns,
+            generation: a.generation,
+            ended: a.ended,
+        });
+        if a.fds.len() >= a.set.count() {
+            fds.insert(SpawnId(a.spawn_id), (a.set, a.fds));
+        } else {
+            log.error(&format!("pid {}: its fds could not be received; its output is lost", a.pid));
+        }
+    }
+    let records: Vec<KeptRecord> =
+        records.into_iter().map(|(program, instance, record)| KeptRecord { program, instance, record }).collect();
+    let live = inventory.iter().filter(|c| !c.ended).count();
+    let me = std::process::id();
+    let note = if status == common::proto::spawn::ExitStatus::Code(i32::from(REPLACE_EXIT)) {
+        format!(
+            "supervisor (pid {pid}) replaced by pid {me}, confined to the re-read config's log directories; adopted {live} processes (restart {restarts} since start)"
+        )
+    } else {
+        format!(
+            "supervisor (pid {pid}) died ({status}); restarted as pid {me}, adopted {live} processes (restart {restarts} since start)"
+        )
+    };
+    let (core, fx) = Core::restore(config, &inventory, &records, now);
+    (core, fx, fds, note)
 }
 
 impl Edge {
