@@ -281,13 +281,13 @@ fn a_one_shot_command_whose_supervisor_dies_is_sent_once_more() {
     d.wait_log("killing 'stubborn'", SOON);
 }
 
-#[test]
-fn a_numbered_sequence_written_across_four_kills_is_in_its_log_exactly_once() {
-    const N: u64 = 3_000_000;
+/// Runs `seq 1 N` (on a PTY with `pty`), kills the supervisor 4 times while it writes, and
+/// returns its log once complete and what the program wrote (`line_end` after each number).
+fn sequence_across_four_kills(n: u64, pty: bool, line_end: &str) -> (String, String) {
     let s = tests::Scratch::new();
     let log = s.path("seq.log");
     let yaml = format!(
-        "programs:\n  seq:\n    command: seq 1 {N}\n    autostart: false\n    startsecs: 0\n    autorestart: false\n    stdout_logfile: {}\n    stdout_logfile_maxbytes: 0\n",
+        "programs:\n  seq:\n    command: seq 1 {n}\n    pty: {pty}\n    autostart: false\n    startsecs: 0\n    autorestart: false\n    stdout_logfile: {}\n    stdout_logfile_maxbytes: 0\n",
         log.display()
     );
     let d = Daemon::start_in(s, &yaml);
@@ -298,11 +298,18 @@ fn a_numbered_sequence_written_across_four_kills_is_in_its_log_exactly_once() {
         kill_supervisor(&d);
     }
     d.wait_state("seq", "EXITED", SOON);
-    let want: String = (1..=N).map(|i| format!("{i}\n")).collect();
+    let want: String = (1..=n).map(|i| format!("{i}{line_end}")).collect();
     wait_until("the whole sequence in the log", SOON, || {
         std::fs::metadata(&log).is_ok_and(|m| m.len() >= want.len() as u64)
     });
-    let got = std::fs::read_to_string(&log).expect("the log");
+    println!("{during} of 4 kills while the program was writing");
+    (std::fs::read_to_string(&log).expect("the log"), want)
+}
+
+#[test]
+fn a_numbered_sequence_written_across_four_kills_is_in_its_log_exactly_once() {
+    const N: u64 = 3_000_000;
+    let (got, want) = sequence_across_four_kills(N, false, "\n");
     if got != want {
         let mut seen = std::collections::HashMap::new();
         for l in got.lines() {
@@ -312,7 +319,6 @@ fn a_numbered_sequence_written_across_four_kills_is_in_its_log_exactly_once() {
         let doubled: u32 = seen.values().map(|c| c - 1).sum();
         panic!("{lost} lines lost, {doubled} doubled ({} bytes of {})", got.len(), want.len());
     }
-    println!("{during} of 4 kills while seq was writing");
 }
 
 /// The bytes of `path` and its backups `.1` … `.backups`.
@@ -372,28 +378,8 @@ fn a_full_speed_writer_across_kills_in_mid_move_leaves_every_line_once_through_r
 #[test]
 fn a_pty_programs_output_across_four_kills_is_in_its_log_exactly_once() {
     // The terminal's output moves through a holding pipe the spawner keeps (splice), so a kill
-    // between taking bytes from the terminal and logging them loses nothing either.
-    const N: u64 = 400_000;
-    let s = tests::Scratch::new();
-    let log = s.path("tty.log");
-    let yaml = format!(
-        "programs:\n  tty:\n    command: seq 1 {N}\n    pty: true\n    autostart: false\n    startsecs: 0\n    autorestart: false\n    stdout_logfile: {}\n    stdout_logfile_maxbytes: 0\n",
-        log.display()
-    );
-    let d = Daemon::start_in(s, &yaml);
-    assert_eq!(d.ctl(&["start", "tty"]).code, 0);
-    let mut during = 0;
-    for _ in 0..4 {
-        during += usize::from(d.state("tty") == "RUNNING");
-        kill_supervisor(&d);
-    }
-    d.wait_state("tty", "EXITED", SOON);
-    // The terminal turns each newline into CR LF.
-    let want: String = (1..=N).map(|i| format!("{i}\r\n")).collect();
-    wait_until("the whole sequence in the log", SOON, || {
-        std::fs::metadata(&log).is_ok_and(|m| m.len() >= want.len() as u64)
-    });
-    let got = std::fs::read_to_string(&log).expect("the log");
+    // between taking bytes from the terminal and logging them loses nothing either. The
+    // terminal turns each newline into CR LF.
+    let (got, want) = sequence_across_four_kills(400_000, true, "\r\n");
     assert!(got == want, "{} bytes logged of {}", got.len(), want.len());
-    println!("{during} of 4 kills while the program was writing");
 }
